@@ -1,0 +1,14 @@
+//! Sans-IO IPsec protocol core: ESP (RFC 4303) and AH (RFC 4302).
+//!
+//! Used by the host stack (`transport`: framing, software crypto, replay, decapsulation) and by
+//! the NIC model (`nicsim`: the offload crypto engine), so both produce identical bytes.
+//!
+//! It does **not** know NDIS, do I/O, read a clock or allocate per packet.
+#![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod params;
+
+pub use params::{
+    Encryption, Integrity, Key, Mode, ParamError, Protocol, SaParams, TunnelEndpoints, UdpEncap,
+};

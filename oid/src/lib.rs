@@ -1,0 +1,25 @@
+//! NDIS vocabulary for the IPsec-offload emulator.
+//!
+//! This crate is the contract between a protocol driver (the host stack, crate `transport`) and
+//! a miniport (crate `miniport`). It contains:
+//!
+//! - OID codes, `NDIS_STATUS` values and every IPsec-offload constant of the NDIS v1/v2 ABI;
+//! - byte-exact `#[repr(C)]` mirrors of the Windows x64 structures (module [`abi`]), with their
+//!   Windows names, sizes and offsets asserted at compile time;
+//! - safe, validated views of OID information buffers (parse and emit);
+//! - the request/send/receive contract through which a protocol talks to a miniport, with the
+//!   per-packet IPsec metadata.
+//!
+//! It does **not** do I/O, keep time, touch a NIC or perform cryptography.
+#![forbid(unsafe_code)]
+
+mod codes;
+pub mod contract;
+mod status;
+
+pub use codes::Oid;
+pub use contract::{
+    CryptoStatus, IpsecReceiveInfo, IpsecSendInfo, Miniport, Nbl, OffloadHandle, OidRequest,
+    Protocol, RequestType, StatusIndication,
+};
+pub use status::NdisStatus;
