@@ -10,8 +10,12 @@ use core::str::FromStr;
 
 use crate::params::ParamError;
 
+#[cfg(feature = "aws-lc")]
+mod awslc;
 mod rustcrypto;
 
+#[cfg(feature = "aws-lc")]
+pub use awslc::AwsLcProvider;
 pub use rustcrypto::RustCryptoProvider;
 
 /// A failed cryptographic operation. Deliberately carries no detail (no oracle).
@@ -142,6 +146,8 @@ impl fmt::Debug for dyn MacKey {
 }
 
 static RUSTCRYPTO: RustCryptoProvider = RustCryptoProvider::new();
+#[cfg(feature = "aws-lc")]
+static AWS_LC: AwsLcProvider = AwsLcProvider::new();
 
 /// The shared instance of a provider.
 ///
@@ -151,6 +157,9 @@ static RUSTCRYPTO: RustCryptoProvider = RustCryptoProvider::new();
 pub fn provider(kind: ProviderKind) -> Result<&'static dyn CryptoProvider, ParamError> {
     match kind {
         ProviderKind::RustCrypto => Ok(&RUSTCRYPTO),
+        #[cfg(feature = "aws-lc")]
+        ProviderKind::AwsLc => Ok(&AWS_LC),
+        #[cfg(not(feature = "aws-lc"))]
         ProviderKind::AwsLc => Err(ParamError::UnsupportedByProvider),
     }
 }
@@ -159,12 +168,20 @@ impl ProviderKind {
     /// The fastest provider compiled in: [`ProviderKind::AwsLc`] when the `aws-lc` feature is
     /// on, otherwise [`ProviderKind::RustCrypto`]. The CLI and the benchmarks default to it.
     pub fn fastest() -> Self {
-        ProviderKind::RustCrypto
+        if cfg!(feature = "aws-lc") {
+            ProviderKind::AwsLc
+        } else {
+            ProviderKind::RustCrypto
+        }
     }
 
     /// Every provider compiled into this build, fastest first.
     pub fn available() -> &'static [ProviderKind] {
-        &[ProviderKind::RustCrypto]
+        #[cfg(feature = "aws-lc")]
+        const AVAILABLE: &[ProviderKind] = &[ProviderKind::AwsLc, ProviderKind::RustCrypto];
+        #[cfg(not(feature = "aws-lc"))]
+        const AVAILABLE: &[ProviderKind] = &[ProviderKind::RustCrypto];
+        AVAILABLE
     }
 
     /// The provider's name as [`FromStr`] accepts it: `"rustcrypto"` or `"aws-lc"`.
@@ -264,7 +281,16 @@ mod tests {
         assert_eq!("aws-lc".parse(), Ok(ProviderKind::AwsLc));
         assert_eq!("AWS-LC".parse::<ProviderKind>(), Err(UnknownProvider));
         assert_eq!("".parse::<ProviderKind>(), Err(UnknownProvider));
-        // TODO(icrypto): assert AwsLc is fastest once the aws-lc provider lands.
+        if cfg!(feature = "aws-lc") {
+            assert_eq!(ProviderKind::fastest(), ProviderKind::AwsLc);
+            assert_eq!(ProviderKind::available().len(), 2);
+        } else {
+            assert_eq!(ProviderKind::fastest(), ProviderKind::RustCrypto);
+            assert_eq!(
+                provider(ProviderKind::AwsLc).err(),
+                Some(ParamError::UnsupportedByProvider)
+            );
+        }
     }
 
     #[test]
