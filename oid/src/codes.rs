@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA.0, 4_228_055_554);
         assert_eq!(Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX.0, 4_228_055_557);
         assert_eq!(Oid::OFFLOAD_ENCAPSULATION.0, 16_843_018);
-        assert_eq!(Oid::TCP_TASK_IPSEC_DELETE_SA.name(), Some("OID_TCP_TASK_IPSEC_DELETE_SA"));
+        assert_eq!(
+            Oid::TCP_TASK_IPSEC_DELETE_SA.name(),
+            Some("OID_TCP_TASK_IPSEC_DELETE_SA")
+        );
         assert_eq!(format!("{:?}", Oid(7)), "Oid(0x00000007)");
     }
 }

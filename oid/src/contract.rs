@@ -333,7 +333,10 @@ mod tests {
     #[test]
     fn crypto_status_names() {
         assert_eq!(CryptoStatus::INVALID_PROTOCOL.0, 7);
-        assert_eq!(format!("{:?}", CryptoStatus::TUNNEL_ESP_AUTH_FAILED), "CRYPTO_TUNNEL_ESP_AUTH_FAILED");
+        assert_eq!(
+            format!("{:?}", CryptoStatus::TUNNEL_ESP_AUTH_FAILED),
+            "CRYPTO_TUNNEL_ESP_AUTH_FAILED"
+        );
         assert_eq!(format!("{:?}", CryptoStatus(9)), "CryptoStatus(9)");
     }
 

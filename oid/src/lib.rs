@@ -13,6 +13,7 @@
 //! It does **not** do I/O, keep time, touch a NIC or perform cryptography.
 #![forbid(unsafe_code)]
 
+pub mod abi;
 mod codes;
 pub mod contract;
 mod status;

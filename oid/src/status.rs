@@ -161,11 +161,17 @@ mod tests {
 
     #[test]
     fn names_and_success() {
-        assert_eq!(NdisStatus::INVALID_DATA.name(), Some("NDIS_STATUS_INVALID_DATA"));
+        assert_eq!(
+            NdisStatus::INVALID_DATA.name(),
+            Some("NDIS_STATUS_INVALID_DATA")
+        );
         assert!(NdisStatus::SUCCESS.is_success());
         assert!(NdisStatus::PENDING.is_success());
         assert!(!NdisStatus::FAILURE.is_success());
-        assert_eq!(format!("{:?}", NdisStatus(0x1234)), "NdisStatus(0x00001234)");
+        assert_eq!(
+            format!("{:?}", NdisStatus(0x1234)),
+            "NdisStatus(0x00001234)"
+        );
         assert_eq!(NdisStatus::FAILURE.as_i32(), -1073741823);
     }
 }
