@@ -4,3 +4,16 @@
 //! which the `miniport` crate maps. Only the `wire::tap` module touches the operating system;
 //! the engine takes time as a parameter.
 #![forbid(unsafe_code)]
+
+pub mod frame;
+// Until the engine lands, the data-path helpers are only used by tests.
+#[allow(dead_code)]
+pub mod stats;
+#[allow(dead_code)]
+pub mod table;
+
+pub use frame::{CryptoStatus, Frame, RxMeta, SaHandle, TxMeta, TxStatus};
+pub use stats::{NicStats, SaStats};
+pub use table::{
+    Direction, EncapEntry, EncapType, SaInfo, SaSpec, SaSummary, SaTable, TableConfig, TableError,
+};
