@@ -602,4 +602,111 @@ mod tests {
             }
         }
     }
+
+    /// Differential tests: both providers must produce identical bytes for the same inputs.
+    #[cfg(feature = "aws-lc")]
+    mod differential {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn both() -> [&'static dyn CryptoProvider; 2] {
+            [&RustCryptoProvider, &AwsLcProvider]
+        }
+
+        fn aes_key() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![Just(16usize), Just(24), Just(32)]
+                .prop_flat_map(|len| proptest::collection::vec(any::<u8>(), len))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            #[test]
+            fn gcm_identical(
+                key in aes_key(),
+                nonce in any::<[u8; 12]>(),
+                aad in proptest::collection::vec(any::<u8>(), 0..48),
+                data in proptest::collection::vec(any::<u8>(), 0..700),
+            ) {
+                let mut outputs = Vec::new();
+                for p in both() {
+                    let k = p.aes_gcm(&key).unwrap();
+                    let mut buf = data.clone();
+                    let mut tag = [0; 16];
+                    k.seal_in_place_detached(&nonce, &aad, &mut buf, &mut tag).unwrap();
+                    outputs.push((buf, tag));
+                }
+                prop_assert_eq!(&outputs[0], &outputs[1]);
+                // Each provider opens what the other sealed.
+                let (ct, tag) = &outputs[0];
+                for p in both() {
+                    let k = p.aes_gcm(&key).unwrap();
+                    let mut buf = ct.clone();
+                    k.open_in_place_detached(&nonce, &aad, &mut buf, tag).unwrap();
+                    prop_assert_eq!(&buf, &data);
+                    if !ct.is_empty() {
+                        let mut bad = ct.clone();
+                        let last = bad.len() - 1;
+                        bad[last] ^= 0x01;
+                        prop_assert!(k.open_in_place_detached(&nonce, &aad, &mut bad, tag).is_err());
+                    }
+                }
+            }
+
+            #[test]
+            fn cbc_identical(
+                key in aes_key(),
+                iv in any::<[u8; 16]>(),
+                blocks in proptest::collection::vec(any::<[u8; 16]>(), 0..40),
+                len_error in 1usize..16,
+            ) {
+                let data = blocks.concat();
+                let mut outputs = Vec::new();
+                for p in both() {
+                    let k = p.aes_cbc(&key).unwrap();
+                    let mut buf = data.clone();
+                    k.encrypt_in_place(&iv, &mut buf).unwrap();
+                    let mut block = iv;
+                    k.encrypt_block(&mut block);
+                    outputs.push((buf, block));
+                    let mut odd = vec![0u8; data.len() + len_error];
+                    prop_assert_eq!(k.encrypt_in_place(&iv, &mut odd), Err(CryptoFailure));
+                    prop_assert_eq!(k.decrypt_in_place(&iv, &mut odd), Err(CryptoFailure));
+                }
+                prop_assert_eq!(&outputs[0], &outputs[1]);
+                for p in both() {
+                    let k = p.aes_cbc(&key).unwrap();
+                    let mut buf = outputs[0].0.clone();
+                    k.decrypt_in_place(&iv, &mut buf).unwrap();
+                    prop_assert_eq!(&buf, &data);
+                }
+            }
+
+            #[test]
+            fn hmac_identical(
+                sha256 in any::<bool>(),
+                key in proptest::collection::vec(any::<u8>(), 1..150),
+                data in proptest::collection::vec(any::<u8>(), 0..400),
+                cut in any::<prop::sample::Index>(),
+                out_len in 1usize..=32,
+            ) {
+                let cut = cut.index(data.len() + 1);
+                let parts: [&[u8]; 2] = [&data[..cut], &data[cut..]];
+                let mut outputs = Vec::new();
+                for p in both() {
+                    let k = p.hmac(sha256, &key).unwrap();
+                    let out_len = out_len.min(k.output_len());
+                    let mut whole = vec![0; out_len];
+                    k.compute(&[&data], &mut whole);
+                    let mut split = vec![0; out_len];
+                    k.compute(&parts, &mut split);
+                    prop_assert_eq!(&whole, &split);
+                    prop_assert!(k.verify(&parts, &whole));
+                    outputs.push(whole);
+                }
+                prop_assert_eq!(&outputs[0], &outputs[1]);
+            }
+        }
+    }
 }
