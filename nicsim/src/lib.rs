@@ -17,3 +17,6 @@ pub use stats::{NicStats, SaStats};
 pub use table::{
     Direction, EncapEntry, EncapType, SaInfo, SaSpec, SaSummary, SaTable, TableConfig, TableError,
 };
+pub mod wire;
+
+pub use wire::{FaultConfig, FaultInjector, FaultStats, MemWire, PcapWriter, Wire, WireError};
