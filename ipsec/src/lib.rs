@@ -6,9 +6,20 @@
 //! It does **not** know NDIS, do I/O, read a clock or allocate per packet.
 #![forbid(unsafe_code)]
 
+mod classify;
 pub mod crypto;
+mod error;
+pub mod esn;
 pub mod params;
+pub mod replay;
+mod seq;
+pub mod wire;
 
+pub use classify::{Classified, InboundKey, classify};
+pub use crypto::{CryptoProvider, ProviderKind, provider};
+pub use error::{CryptoError, FrameError, ReplayError};
 pub use params::{
     Encryption, Integrity, Key, Mode, ParamError, Protocol, SaParams, TunnelEndpoints, UdpEncap,
 };
+pub use replay::ReplayWindow;
+pub use seq::SeqCounter;
