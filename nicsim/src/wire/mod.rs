@@ -20,6 +20,8 @@ use crate::frame::{Frame, TxStatus};
 mod fault;
 mod mem;
 mod pcap;
+#[cfg(feature = "tap")]
+pub mod tap;
 
 pub use fault::{FaultConfig, FaultInjector, FaultStats};
 pub use mem::{MemWire, MemWireStats};
