@@ -12,15 +12,28 @@
 //!
 //! It does **not** do I/O, keep time, touch a NIC or perform cryptography.
 #![forbid(unsafe_code)]
+#![deny(clippy::indexing_slicing, clippy::panic)]
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod abi;
+mod algo;
 mod codes;
 pub mod contract;
+mod error;
 mod status;
+pub mod v1;
 
+pub use algo::{
+    AhSa, ConfAlgorithm, Direction, EspSa, IntegrityAlgorithm, SaBundle, SaOptions, SaProtocol,
+};
 pub use codes::Oid;
 pub use contract::{
     CryptoStatus, IpsecReceiveInfo, IpsecSendInfo, Miniport, Nbl, OffloadHandle, OidRequest,
     Protocol, RequestType, StatusIndication,
 };
+pub use error::{OidError, SecretKey, check_set_length, complete_query, write_offload_handle_at};
 pub use status::NdisStatus;
+pub use v1::{
+    AddSaRequest, DeleteSaRequest, DeleteUdpEspSaRequest, KeyOrder, Selector, TunnelEndpoints,
+    UdpEncapType, UdpEspEncap,
+};
