@@ -4,6 +4,30 @@
 //! Keys are expanded once, when an SA's transform is built ([`CryptoProvider::aes_gcm`] etc.),
 //! never per packet. Every primitive works in place on caller-owned buffers and allocates
 //! nothing per call.
+//!
+//! # The providers
+//!
+//! | | [`RustCryptoProvider`] | `AwsLcProvider` (feature `aws-lc`, on by default) |
+//! |---|---|---|
+//! | code | pure Rust: `aes-gcm`, `aes`, `cbc`, `hmac`, `sha1`, `sha2` | AWS-LC (C and assembly) via `aws-lc-rs` |
+//! | AES-GCM | 128/192/256 | 128/192/256 |
+//! | AES-CBC, one-block AES | 128/192/256 | 128/192/256 |
+//! | HMAC | SHA1, SHA-256 | SHA1, SHA-256 |
+//! | key state | expanded once; GCM also derives the GHASH key once; HMAC keeps the two pre-keyed hash states and clones them (on the stack) per call | `EVP_AEAD_CTX`, AES key schedules and a pre-keyed `HMAC_CTX`, built once; each HMAC call copies that flat context |
+//! | zeroization | `zeroize` features of the crates: round keys, GHASH key, hash states (and their per-call clones) are wiped on drop | AWS-LC cleanses its contexts itself (`OPENSSL_free`/`OPENSSL_cleanse`, `HMAC_CTX_cleanup`), aws-lc-rs zeroizes AES keys and key-byte copies |
+//! | Debug | no key bytes, only the algorithm | same |
+//!
+//! Both produce identical bytes (they are tested against the same published vectors and
+//! against each other with random inputs). aws-lc-rs is several times faster at AES-GCM (see
+//! `/work/shared/spec/performance.md`), so [`ProviderKind::fastest`] picks it when it is
+//! compiled in, and the CLI and the benchmarks default to it; RustCrypto remains the portable
+//! fallback (no C toolchain) and the differential reference.
+//!
+//! Use [`provider`] to get the shared `&'static` instance of a [`ProviderKind`]; parse a kind
+//! from `"rustcrypto"` or `"aws-lc"` with [`str::parse`].
+//!
+//! ICV checks are constant time: `aes-gcm` and AWS-LC compare GCM tags in constant time, and
+//! [`MacKey::verify`] uses `subtle` (RustCrypto) or `aws_lc_rs::constant_time` (aws-lc).
 
 use core::fmt;
 use core::str::FromStr;
