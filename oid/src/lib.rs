@@ -17,6 +17,7 @@
 
 pub mod abi;
 mod algo;
+pub mod caps;
 mod codes;
 pub mod contract;
 mod error;
@@ -25,6 +26,11 @@ pub mod v1;
 
 pub use algo::{
     AhSa, ConfAlgorithm, Direction, EspSa, IntegrityAlgorithm, SaBundle, SaOptions, SaProtocol,
+};
+pub use caps::{
+    EncapsulationFormat, IpsecOffloadSetting, IpsecV1AhCapabilities, IpsecV1Capabilities,
+    IpsecV1EspCapabilities, IpsecV2Capabilities, IpsecV2Settings, NdisEncapsulation, NdisTask,
+    OffloadCapabilities, OffloadParameters, TaskOffloadEntry, TaskOffloadList,
 };
 pub use codes::Oid;
 pub use contract::{
