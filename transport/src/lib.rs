@@ -6,3 +6,7 @@
 //! It talks to a miniport only through the `oid` contract and never depends on `miniport` or
 //! `nicsim`. It does no I/O and reads no clock: time is passed in.
 #![forbid(unsafe_code)]
+
+pub mod wfp;
+
+pub use wfp::{Bfe, EngineHandle, WfpError};
