@@ -287,7 +287,6 @@ pub struct SaOptions {
 }
 
 impl SaOptions {
-    #[allow(dead_code)] // used by the v2 emitter
     pub(crate) fn has_v1_only(&self) -> bool {
         self.integrity_rounds != 0 || self.conf_rounds != 0
     }

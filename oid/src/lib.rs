@@ -23,6 +23,7 @@ pub mod contract;
 mod error;
 mod status;
 pub mod v1;
+pub mod v2;
 
 pub use algo::{
     AhSa, ConfAlgorithm, Direction, EspSa, IntegrityAlgorithm, SaBundle, SaOptions, SaProtocol,
@@ -42,4 +43,8 @@ pub use status::NdisStatus;
 pub use v1::{
     AddSaRequest, DeleteSaRequest, DeleteUdpEspSaRequest, KeyOrder, Selector, TunnelEndpoints,
     UdpEncapType, UdpEspEncap,
+};
+pub use v2::{
+    AddSaExV2Request, AddSaV2Request, DeleteSaV2Request, UpdateSaV2Request, V2AddSa,
+    V2UdpEspEncapsulation,
 };
