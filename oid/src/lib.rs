@@ -21,6 +21,7 @@ pub mod caps;
 mod codes;
 pub mod contract;
 mod error;
+mod packet_info;
 mod status;
 pub mod v1;
 pub mod v2;
