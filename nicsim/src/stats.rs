@@ -67,6 +67,8 @@ counters! {
         rx_bytes,
         /// Frames not for IPsec processing (no ESP/AH, IKE, keepalives, not IP).
         rx_clear,
+        /// IP frames whose headers could not be parsed (indicated unprocessed).
+        rx_unparsed,
         /// ESP/AH frames with no matching SA, indicated unprocessed.
         rx_no_sa,
         /// Frames processed with success (crypto_done, status success).

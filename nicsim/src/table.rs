@@ -31,7 +31,7 @@ use core::net::IpAddr;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::collections::HashMap;
 
-use ipsec::{Encryption, Integrity, Mode, ParamError, Protocol, SaParams};
+use ipsec::{Encryption, Integrity, Mode, ParamError, Protocol, SaParams, UdpEncap};
 
 use crate::frame::SaHandle;
 use crate::stats::{SaCounters, SaStats, write_fields};
@@ -146,6 +146,8 @@ pub struct SaSummary {
     pub integrity: Integrity,
     /// Extended sequence numbers.
     pub esn: bool,
+    /// UDP encapsulation of the SA (ESP only).
+    pub udp_encap: Option<UdpEncap>,
 }
 
 /// Key-free description of a programmed entry (one SA or a bundle).
@@ -470,6 +472,7 @@ impl<C> SaTable<C> {
                 encryption: p.encryption,
                 integrity: p.integrity,
                 esn: p.esn,
+                udp_encap: p.udp_encap,
             })
             .collect();
         let Some(outer) = sas.last().copied() else {
