@@ -1560,3 +1560,51 @@ proptest! {
         prop_assert_eq!(snapshot(&mut h), before);
     }
 }
+
+/// Thousands of per-peer filters (the Manual SA shape at scale): the indexed classifier
+/// agrees with the linear reference for hits, misses and exemptions.
+#[test]
+fn thousands_of_peer_filters_classify_like_the_reference() {
+    let mut bfe = Bfe::with_seed(30);
+    let h = open(&mut bfe);
+    let local = ip("2001:db8::1");
+    let peer = |i: u32| {
+        IpAddr::V6(std::net::Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            1,
+            0,
+            0,
+            0,
+            (i >> 16) as u16,
+            i as u16,
+        ))
+    };
+    bfe.fwpm_transaction_begin0(h, 0).unwrap();
+    let mut outbound = Vec::new();
+    for i in 0..3000 {
+        outbound.push(install_policy(&mut bfe, h, local, peer(i)).outbound_filter);
+    }
+    bfe.fwpm_transaction_commit0(h).unwrap();
+    for i in [0u32, 1, 1499, 2999, 3000, 70000] {
+        for proto in [IPPROTO_TCP, IPPROTO_ICMPV6] {
+            let v = ClassifyValues {
+                layer: FWPM_LAYER_OUTBOUND_TRANSPORT_V6,
+                local_addr: local,
+                remote_addr: peer(i),
+                protocol: proto,
+                local_port: 1,
+                remote_port: 2,
+                local_address_type: NlAddressType::Unicast,
+            };
+            let r = bfe.classify(&v);
+            assert_eq!(r, bfe.classify_reference(&v));
+            if proto == IPPROTO_TCP && i < 3000 {
+                assert_eq!(r.filter_id, Some(outbound[i as usize]));
+            }
+            if proto == IPPROTO_ICMPV6 {
+                assert_eq!(r.action, ClassifyAction::Permit);
+            }
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! GUIDs, enumerations and constants of the WFP and IPsec management API, with their Windows
 //! names.
 //!
-//! Values from `ndis-wfp-abi.md` §5.4 and §6 ([WS] windows-sys WindowsFilteringPlatform,
+//! Values from `ndis-wfp-abi.md` §5.4 and §6 (`[WS]` windows-sys WindowsFilteringPlatform,
 //! cross-checked against the SDK `fwpmu.h` / `ipsectypes.h`). C enumerations are modelled as
 //! `u32` newtypes (so a value out of range can still be passed and refused with
 //! `FWP_E_INVALID_ENUMERATOR`, as Windows does); their values are constants with the Windows
@@ -57,7 +57,7 @@ impl fmt::Debug for Guid {
 macro_rules! guids {
     ($( $name:ident = $val:expr; )*) => {
         $(
-            #[doc = concat!("`", stringify!($name), "` (ndis-wfp-abi.md §6, [WS]).")]
+            #[doc = concat!("`", stringify!($name), "` (ndis-wfp-abi.md §6, `[WS]`).")]
             pub const $name: Guid = Guid::from_u128($val);
         )*
         /// The Windows name of a well-known GUID, if it is one of this module's constants.
@@ -277,13 +277,13 @@ use super::types::{IpsecAuthTransformId0, IpsecCipherTransformId0};
 
 macro_rules! auth_ids {
     ($( $name:ident = ($t:ident, $c:ident); )*) => {$(
-        #[doc = concat!("`", stringify!($name), "` = {`", stringify!($t), "`, `", stringify!($c), "`} ([SDK-FWPMU]).")]
+        #[doc = concat!("`", stringify!($name), "` = {`", stringify!($t), "`, `", stringify!($c), "`} (`[SDK-FWPMU]`).")]
         pub const $name: IpsecAuthTransformId0 = IpsecAuthTransformId0 { auth_type: $t, auth_config: $c };
     )*};
 }
 macro_rules! cipher_ids {
     ($( $name:ident = ($t:ident, $c:ident); )*) => {$(
-        #[doc = concat!("`", stringify!($name), "` = {`", stringify!($t), "`, `", stringify!($c), "`} ([SDK-FWPMU]).")]
+        #[doc = concat!("`", stringify!($name), "` = {`", stringify!($t), "`, `", stringify!($c), "`} (`[SDK-FWPMU]`).")]
         pub const $name: IpsecCipherTransformId0 = IpsecCipherTransformId0 { cipher_type: $t, cipher_config: $c };
     )*};
 }
@@ -421,7 +421,7 @@ pub const IPSEC_SA_BUNDLE_FLAG_GUARANTEE_ENCRYPTION: u32 = 0x0000_0008;
 /// [`IPSEC_SA_CONTEXT_EVENT_SOFT_EXPIRED_EXT`] notifications.
 pub const IPSEC_SA_CONTEXT_SUBSCRIPTION_FLAG_SOFT_EXPIRED_EXT: u32 = 0x8000_0000;
 
-/// `NL_ADDRESS_TYPE`: the kind of a local address ([WS] WinSock, [MW] nldef.h). Condition
+/// `NL_ADDRESS_TYPE`: the kind of a local address (`[WS]` WinSock, `[MW]` nldef.h). Condition
 /// values of `FWPM_CONDITION_IP_LOCAL_ADDRESS_TYPE` carry it as an `FWP_UINT8`.
 #[doc(alias = "NL_ADDRESS_TYPE")]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]

@@ -1,6 +1,6 @@
 //! [`WfpError`]: the exact `DWORD` result code of a failed WFP call.
 //!
-//! Values and names from `ndis-wfp-abi.md` §7 ([MW] winerror.h, [WS] Foundation); the short
+//! Values and names from `ndis-wfp-abi.md` §7 (`[MW]` winerror.h, `[WS]` Foundation); the short
 //! descriptions paraphrase Microsoft's "WFP Error Codes" page.
 #![allow(non_upper_case_globals)]
 

@@ -25,7 +25,7 @@
 //! min(sum of address prefix bits, 255) << 48`. Equal effective weights: the older filter (lower
 //! filter id) wins.
 //!
-//! # Arbitration ([FWPDOC] filter-arbitration, derived as in `ndis-wfp-abi.md` §6)
+//! # Arbitration (`[FWPDOC]` filter-arbitration, derived as in `ndis-wfp-abi.md` §6)
 //! Every sublayer of the layer is evaluated, highest sublayer weight first. Inside a sublayer
 //! the matching terminating filters are visited by descending weight and the first one
 //! decides for that sublayer (`FWP_ACTION_CONTINUE` filters never decide). Across sublayers:

@@ -1131,7 +1131,7 @@ impl Bfe {
         }
         let had_outbound = sa.outbound.take().is_some();
         sa.state = SaContextState::Expiring;
-        sa.grace_deadline = Some(self.now + EXPIRE_GRACE_PERIOD);
+        sa.grace_deadline = Some(self.now.saturating_add(EXPIRE_GRACE_PERIOD));
         if had_outbound {
             self.emit(
                 Some(ctx.session),

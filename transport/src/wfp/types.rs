@@ -111,7 +111,7 @@ impl FwpValue0 {
 }
 
 /// `FWP_V4_ADDR_AND_MASK`: address and mask, both **host byte order** `u32`s
-/// ([SDKDOC] fwp_v4_addr_and_mask).
+/// (`[SDKDOC]` fwp_v4_addr_and_mask).
 #[doc(alias = "FWP_V4_ADDR_AND_MASK")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FwpV4AddrAndMask {
