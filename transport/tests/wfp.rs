@@ -1608,3 +1608,30 @@ fn thousands_of_peer_filters_classify_like_the_reference() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Allocated SPIs are unique, never reserved, and the same for the same seed.
+    #[test]
+    fn spis_unique_reserved_free_and_reproducible(seed in any::<u64>(), n in 1usize..40, fixed in 256u32..300) {
+        let run = |seed: u64| {
+            let mut h = Host::new(seed, A4, B4);
+            let t = traffic(h.local, h.remote, h.policy.outbound_filter);
+            let g: IpsecGetSpi1 = get_spi(h.local, h.remote, h.policy.inbound_filter).into();
+            let id0 = h.bfe.ipsec_sa_context_create0(h.h, &t, None).unwrap();
+            h.bfe.ipsec_sa_context_set_spi0(h.h, id0, &g, fixed).unwrap();
+            let mut spis = vec![fixed];
+            for _ in 0..n {
+                let id = h.bfe.ipsec_sa_context_create0(h.h, &t, None).unwrap();
+                spis.push(h.bfe.ipsec_sa_context_get_spi1(h.h, id, &g).unwrap());
+            }
+            spis
+        };
+        let spis = run(seed);
+        prop_assert!(spis.iter().all(|s| *s >= 256));
+        let unique: std::collections::BTreeSet<u32> = spis.iter().copied().collect();
+        prop_assert_eq!(unique.len(), spis.len());
+        prop_assert_eq!(run(seed), spis);
+    }
+}
