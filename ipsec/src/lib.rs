@@ -6,6 +6,7 @@
 //! It does **not** know NDIS, do I/O, read a clock or allocate per packet.
 #![forbid(unsafe_code)]
 
+mod bundle;
 mod classify;
 pub mod crypto;
 mod error;
@@ -13,8 +14,10 @@ pub mod esn;
 pub mod params;
 pub mod replay;
 mod seq;
+mod transform;
 pub mod wire;
 
+pub use bundle::{Bundle, BundleSeq, BundleSeqHi, DEFAULT_ESN_WINDOW, Decapsulated, Unprotected};
 pub use classify::{Classified, InboundKey, classify};
 pub use crypto::{CryptoProvider, ProviderKind, provider};
 pub use error::{CryptoError, FrameError, ReplayError};
@@ -23,3 +26,4 @@ pub use params::{
 };
 pub use replay::ReplayWindow;
 pub use seq::SeqCounter;
+pub use transform::{EspOpened, MAX_AH_GMAC_ESN_PACKET, Transform};
