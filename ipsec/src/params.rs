@@ -71,7 +71,10 @@ impl Encryption {
 
     /// True for the AES-GCM combined-mode transforms (they need no integrity transform).
     pub fn is_aead(self) -> bool {
-        matches!(self, Encryption::AesGcm128 | Encryption::AesGcm192 | Encryption::AesGcm256)
+        matches!(
+            self,
+            Encryption::AesGcm128 | Encryption::AesGcm192 | Encryption::AesGcm256
+        )
     }
 }
 
@@ -117,7 +120,10 @@ impl Integrity {
 
     /// True for the AES-GMAC transforms.
     pub fn is_gmac(self) -> bool {
-        matches!(self, Integrity::AesGmac128 | Integrity::AesGmac192 | Integrity::AesGmac256)
+        matches!(
+            self,
+            Integrity::AesGmac128 | Integrity::AesGmac192 | Integrity::AesGmac256
+        )
     }
 }
 
@@ -242,7 +248,9 @@ impl fmt::Display for ParamError {
             ParamError::TunnelEndpoints => "tunnel endpoints do not match the mode",
             ParamError::UdpEncapOnAh => "UDP encapsulation applies to ESP only",
             ParamError::InvalidBundle => "a bundle is one SA, or ESP then AH",
-            ParamError::UnsupportedByProvider => "the crypto provider does not support this algorithm",
+            ParamError::UnsupportedByProvider => {
+                "the crypto provider does not support this algorithm"
+            }
         })
     }
 }
@@ -318,7 +326,11 @@ impl SaParams {
 
     /// ICV length in bytes.
     pub fn icv_len(&self) -> usize {
-        if self.encryption.is_aead() { 16 } else { self.integrity.icv_len() }
+        if self.encryption.is_aead() {
+            16
+        } else {
+            self.integrity.icv_len()
+        }
     }
 
     /// The ESP payload alignment: the cipher block size, at least 4 (RFC 4303 §2.4).
