@@ -23,7 +23,7 @@ use core::ops::Range;
 
 use ipsec::{Bundle, BundleSeq, BundleSeqHi, Classified, CryptoError, Mode, Protocol};
 
-use crate::frame::{CryptoStatus, Frame, SaHandle, TxStatus};
+use crate::frame::{CryptoStatus, Frame, RxMeta, SaHandle, TxStatus};
 use crate::stats::{NicCounters, add, bump};
 use crate::table::{AH, Direction, ESP, SaEntry, SaTable};
 
@@ -95,7 +95,12 @@ pub(crate) struct Engine<'a> {
 impl<'a> Engine<'a> {
     pub(crate) fn new(table: &'a Table, counters: &'a NicCounters, now_ns: u64) -> Self {
         let victim = table.delete_request_victim(now_ns);
-        Engine { table, counters, now_ns, victim }
+        Engine {
+            table,
+            counters,
+            now_ns,
+            victim,
+        }
     }
 
     /// Process one frame for transmission; sets `frame.tx.status`.
@@ -151,7 +156,9 @@ impl<'a> Engine<'a> {
             bump(&inner.counters.tx_errors);
             return TxStatus::Malformed;
         };
-        let Some(packet) = bytes.get_mut(ip) else { return TxStatus::Malformed };
+        let Some(packet) = bytes.get_mut(ip) else {
+            return TxStatus::Malformed;
+        };
         let len = packet.len();
         let result = match outer {
             None => protect_one(inner, packet),
@@ -159,8 +166,9 @@ impl<'a> Engine<'a> {
                 Err(_) => Err(TxStatus::Malformed),
                 Ok(r) => match packet.get_mut(r) {
                     None => Err(TxStatus::Malformed),
-                    Some(inner_packet) => protect_one(inner, inner_packet)
-                        .and_then(|()| protect_one(outer, packet)),
+                    Some(inner_packet) => {
+                        protect_one(inner, inner_packet).and_then(|()| protect_one(outer, packet))
+                    }
                 },
             },
         };
@@ -186,7 +194,11 @@ impl<'a> Engine<'a> {
         bump(&self.counters.rx_frames);
         let frame_len = frame.len();
         add(&self.counters.rx_bytes, frame_len);
-        let bytes = frame.bytes_mut();
+        let Frame { buf, data, rx, .. } = frame;
+        let Some(bytes) = buf.get_mut(data.clone()) else {
+            bump(&self.counters.rx_clear);
+            return;
+        };
         let Some(packet) = ip_range(bytes).and_then(|r| bytes.get_mut(r)) else {
             bump(&self.counters.rx_clear);
             return;
@@ -206,30 +218,36 @@ impl<'a> Engine<'a> {
         };
         let (k, proto) = key;
         let port = k.udp_encap.map(|u| u.local_port);
-        let Some(sa) = self.table.lookup_inbound(k.spi, proto.ip_protocol(), k.dst, port) else {
+        let Some(sa) = self
+            .table
+            .lookup_inbound(k.spi, proto.ip_protocol(), k.dst, port)
+        else {
             // An SA for the same SPI and destination but the other protocol: the packet's
             // protocol differs from the SA's.
             let other = match proto {
                 Protocol::Esp => Protocol::Ah,
                 Protocol::Ah => Protocol::Esp,
             };
-            if let Some(sa) = self.table.lookup_inbound(k.spi, other.ip_protocol(), k.dst, port) {
-                frame.rx.crypto_done = true;
-                frame.rx.sa = Some(sa.info.handle);
-                self.finish(frame, sa, CryptoStatus::InvalidProtocol, frame_len);
+            if let Some(sa) = self
+                .table
+                .lookup_inbound(k.spi, other.ip_protocol(), k.dst, port)
+            {
+                rx.crypto_done = true;
+                rx.sa = Some(sa.info.handle);
+                self.finish(rx, sa, CryptoStatus::InvalidProtocol, frame_len);
             } else {
                 bump(&self.counters.rx_no_sa);
             }
             return;
         };
         sa.touch(self.now_ns);
-        frame.rx.crypto_done = true;
-        frame.rx.sa = Some(sa.info.handle);
+        rx.crypto_done = true;
+        rx.sa = Some(sa.info.handle);
         let mut status = unprotect_one(sa, packet);
         if status == CryptoStatus::Success && sa.info.mode() == Mode::Tunnel {
-            status = self.receive_inner(sa, packet, frame_len, &mut frame.rx);
+            status = self.receive_inner(sa, packet, frame_len, rx);
         }
-        self.finish(frame, sa, status, frame_len);
+        self.finish(rx, sa, status, frame_len);
     }
 
     /// Tunnel SA verified: process an inner transport ESP/AH packet with a known SA.
@@ -238,17 +256,24 @@ impl<'a> Engine<'a> {
         tunnel: &SaEntry<Bundle>,
         packet: &mut [u8],
         frame_len: usize,
-        rx: &mut crate::frame::RxMeta,
+        rx: &mut RxMeta,
     ) -> CryptoStatus {
-        let Ok(r) = tunnel.crypto.inner_packet(packet) else { return CryptoStatus::Success };
-        let Some(inner) = packet.get_mut(r) else { return CryptoStatus::Success };
+        let Ok(r) = tunnel.crypto.inner_packet(packet) else {
+            return CryptoStatus::Success;
+        };
+        let Some(inner) = packet.get_mut(r) else {
+            return CryptoStatus::Success;
+        };
         let (k, proto) = match ipsec::classify(inner, self.table.encap_ports()) {
             Ok(Classified::Esp(k)) => (k, Protocol::Esp),
             Ok(Classified::Ah(k)) => (k, Protocol::Ah),
             _ => return CryptoStatus::Success,
         };
         let port = k.udp_encap.map(|u| u.local_port);
-        let Some(sa) = self.table.lookup_inbound(k.spi, proto.ip_protocol(), k.dst, port) else {
+        let Some(sa) = self
+            .table
+            .lookup_inbound(k.spi, proto.ip_protocol(), k.dst, port)
+        else {
             return CryptoStatus::Success;
         };
         if sa.info.mode() != Mode::Transport {
@@ -270,8 +295,8 @@ impl<'a> Engine<'a> {
         status
     }
 
-    fn finish(&self, frame: &mut Frame, sa: &SaEntry<Bundle>, status: CryptoStatus, len: usize) {
-        frame.rx.status = status;
+    fn finish(&self, rx: &mut RxMeta, sa: &SaEntry<Bundle>, status: CryptoStatus, len: usize) {
+        rx.status = status;
         if status == CryptoStatus::Success {
             bump(&sa.counters.packets);
             add(&sa.counters.bytes, len);
@@ -279,13 +304,13 @@ impl<'a> Engine<'a> {
             sa.counters.failure(status);
         }
         self.counters.rx_status(status);
-        if frame.rx.next_crypto_done {
+        if rx.next_crypto_done {
             bump(&self.counters.rx_nested);
         }
         if self.victim != 0 && self.victim == sa.info.handle.raw() {
-            frame.rx.sa_delete_req = true;
+            rx.sa_delete_req = true;
         }
-        if frame.rx.sa_delete_req {
+        if rx.sa_delete_req {
             bump(&self.counters.rx_sa_delete_req);
             bump(&sa.counters.delete_requests);
         }
@@ -294,7 +319,11 @@ impl<'a> Engine<'a> {
 
 /// Protect one IP packet with one outbound bundle.
 fn protect_one(sa: &SaEntry<Bundle>, packet: &mut [u8]) -> Result<(), TxStatus> {
-    let hi = if sa.info.esn() { outbound_seq_hi(sa, packet)? } else { BundleSeqHi { esp: 0, ah: 0 } };
+    let hi = if sa.info.esn() {
+        outbound_seq_hi(sa, packet)?
+    } else {
+        BundleSeqHi { esp: 0, ah: 0 }
+    };
     sa.crypto.protect(packet, hi).map_err(|e| match e {
         CryptoError::InvalidSyntax
         | CryptoError::ProtocolMismatch
@@ -338,7 +367,10 @@ fn outbound_seq_hi(sa: &SaEntry<Bundle>, packet: &[u8]) -> Result<BundleSeqHi, T
 
 /// Verify and decrypt one IP packet with one inbound bundle.
 fn unprotect_one(sa: &SaEntry<Bundle>, packet: &mut [u8]) -> CryptoStatus {
-    let highest = BundleSeq { esp: sa.highest(ESP), ah: sa.highest(AH) };
+    let highest = BundleSeq {
+        esp: sa.highest(ESP),
+        ah: sa.highest(AH),
+    };
     match sa.crypto.unprotect(packet, highest) {
         Ok(u) => {
             if sa.info.has_esp() {
@@ -389,14 +421,29 @@ mod tests {
     fn crypto_error_mapping() {
         use CryptoStatus as S;
         let auth = |protocol, mode| CryptoError::AuthFailed { protocol, mode };
-        assert_eq!(status_of(CryptoError::InvalidSyntax), S::InvalidPacketSyntax);
+        assert_eq!(
+            status_of(CryptoError::InvalidSyntax),
+            S::InvalidPacketSyntax
+        );
         assert_eq!(status_of(CryptoError::BadPadding), S::InvalidPacketSyntax);
         assert_eq!(status_of(CryptoError::ProtocolMismatch), S::InvalidProtocol);
         assert_eq!(status_of(CryptoError::SpiMismatch), S::GenericError);
         assert_eq!(status_of(CryptoError::Unsupported), S::GenericError);
-        assert_eq!(status_of(auth(Protocol::Ah, Mode::Transport)), S::TransportAhAuthFailed);
-        assert_eq!(status_of(auth(Protocol::Esp, Mode::Transport)), S::TransportEspAuthFailed);
-        assert_eq!(status_of(auth(Protocol::Ah, Mode::Tunnel)), S::TunnelAhAuthFailed);
-        assert_eq!(status_of(auth(Protocol::Esp, Mode::Tunnel)), S::TunnelEspAuthFailed);
+        assert_eq!(
+            status_of(auth(Protocol::Ah, Mode::Transport)),
+            S::TransportAhAuthFailed
+        );
+        assert_eq!(
+            status_of(auth(Protocol::Esp, Mode::Transport)),
+            S::TransportEspAuthFailed
+        );
+        assert_eq!(
+            status_of(auth(Protocol::Ah, Mode::Tunnel)),
+            S::TunnelAhAuthFailed
+        );
+        assert_eq!(
+            status_of(auth(Protocol::Esp, Mode::Tunnel)),
+            S::TunnelEspAuthFailed
+        );
     }
 }

@@ -5,14 +5,14 @@
 //! the engine takes time as a parameter.
 #![forbid(unsafe_code)]
 
+mod engine;
 pub mod frame;
-// Until the engine lands, the data-path helpers are only used by tests.
-#[allow(dead_code)]
+pub mod nic;
 pub mod stats;
-#[allow(dead_code)]
 pub mod table;
 
 pub use frame::{CryptoStatus, Frame, RxMeta, SaHandle, TxMeta, TxStatus};
+pub use nic::{Nic, NicConfig};
 pub use stats::{NicStats, SaStats};
 pub use table::{
     Direction, EncapEntry, EncapType, SaInfo, SaSpec, SaSummary, SaTable, TableConfig, TableError,

@@ -283,7 +283,8 @@ fn infer_hi(hi: u32, last: u32, lo: u32) -> (u32, u64) {
     const HALF: u32 = 1 << 31;
     let pack = |h: u32, l: u32| (u64::from(h) << 32) | u64::from(l);
     if lo >= last {
-        if lo - last < HALF {
+        if lo - last < HALF || hi == 0 {
+            // Forward (with no earlier epoch, a big jump can only be forward).
             (hi, pack(hi, lo))
         } else {
             // Far ahead in raw value: really a late frame from before the last wrap.
