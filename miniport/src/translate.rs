@@ -189,6 +189,9 @@ pub(crate) fn param_error(e: ParamError) -> OidError {
         ParamError::NoIntegrity => OidError::not_supported("ESP SA without authentication"),
         ParamError::TunnelEndpoints => OidError::invalid_data("tunnel endpoints of mixed families"),
         ParamError::UdpEncapOnAh => OidError::invalid_data("UDP encapsulation on an AH SA"),
+        ParamError::InvalidCombination => {
+            OidError::not_supported("algorithm combination not supported (e.g. a cipher with GMAC)")
+        }
         _ => OidError::invalid_data("invalid SA parameters"),
     }
 }
