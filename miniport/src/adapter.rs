@@ -520,6 +520,15 @@ impl VirtualMiniport {
 
     fn add_one_v2(&self, ctl: &mut Control, sa: &V2AddSa) -> Result<SaHandle, OidError> {
         ctl.offload.check_bundle(Version::V2, &sa.sas)?;
+        if matches!(
+            sa.udp_esp,
+            V2UdpEspEncapsulation::TransportOverUdpEspTunnel
+                | V2UdpEspEncapsulation::UdpEspTransportOverTunnel
+        ) {
+            return Err(OidError::not_supported(
+                "nested UDP-ESP encapsulations are not advertised",
+            ));
+        }
         if sa.sas.esp().is_none() && sa.udp_esp != V2UdpEspEncapsulation::None {
             return Err(OidError::invalid_data("UDP-ESP encapsulation without ESP"));
         }

@@ -75,7 +75,9 @@
 //! - **v2.** ADD_SA succeeds if any record was offloaded; failed records get a NULL handle; if
 //!   none was, the first record's failure status is returned. v2 records carry no mode: they are
 //!   transport SAs unless `UdpEspEncapsulation` names a UDP-ESP tunnel, and v2 UDP-ESP uses port
-//!   4500 (IKE-type parser entry) since v2 carries no port. DELETE_SA is all-or-nothing: any
+//!   4500 (IKE-type parser entry) since v2 carries no port. The nested encapsulations
+//!   (`TRANSPORT_OVER_UDP_ESP_ENCAPSULATION_TUNNEL`, `UDP_ESP_ENCAPSULATION_TRANSPORT_OVER_TUNNEL`)
+//!   are not advertised and get `NOT_SUPPORTED`; so does a cipher combined with AES-GMAC. DELETE_SA is all-or-nothing: any
 //!   unknown handle -> `INVALID_DATA`, nothing deleted. UPDATE_SA of an unknown SA, an SA
 //!   without ESN, an inbound SA or a wrong SPI/operation -> `INVALID_PARAMETER` (per the docs).
 //! - **Send.** Frames move (their `Vec<u8>`, not a copy) into the NIC's TX queue with their

@@ -902,7 +902,7 @@ fn frame_nbl(bundle: Option<&Bundle>, seq: u64, handle: OffloadHandle) -> Nbl {
     let r = match bundle {
         Some(b) => b
             .encapsulate(
-                BundleSeq { esp: seq, ah: 0 },
+                BundleSeq { esp: seq, ah: seq },
                 &mut scratch,
                 128..128 + pkt.len(),
             )
@@ -1025,6 +1025,181 @@ fn threaded_mode_delivers() {
         |n| n.receive_info.crypto_done && n.receive_info.crypto_status == CryptoStatus::SUCCESS
     ));
     assert_eq!(p.ra.completed.lock().unwrap().len(), 8);
+}
+
+/// Tunnel mode: A's outbound SA is programmed with its tunnel endpoints, B's inbound SA is
+/// found by `DestTunnelAddr`.
+#[test]
+fn tunnel_sa_end_to_end() {
+    let p = pair();
+    let (ta, tb) = (
+        Ipv4Addr::new(198, 51, 100, 1),
+        Ipv4Addr::new(198, 51, 100, 2),
+    );
+    let mut out = add_req(Direction::Outbound, gcm(0xA500, 1));
+    out.tunnel = Some(TunnelEndpoints { src: ta, dest: tb });
+    let h = add_ok(p.a.as_ref(), &out);
+    let mut inb = add_req(Direction::Inbound, gcm(0xA500, 1));
+    inb.tunnel = Some(TunnelEndpoints { src: ta, dest: tb });
+    add_ok(p.b.as_ref(), &inb);
+    let mut hp = host_params(0xA500, 1);
+    hp.mode = Mode::Tunnel;
+    hp.tunnel = Some(ipsec::TunnelEndpoints {
+        local: IpAddr::V4(ta),
+        remote: IpAddr::V4(tb),
+    });
+    let host = Bundle::new(&[hp], ProviderKind::RustCrypto).unwrap();
+    let (done, got) = send_one(&p, frame_nbl(Some(&host), 1, h));
+    assert_eq!(done.status, NdisStatus::SUCCESS);
+    assert!(got.receive_info.crypto_done);
+    assert_eq!(got.receive_info.crypto_status, CryptoStatus::SUCCESS);
+}
+
+/// UDP-encapsulated ESP: the NIC finds ESP after the UDP header through the parser entry.
+#[test]
+fn udpesp_sa_end_to_end() {
+    let p = pair();
+    let mut out = udpesp_req(0xA600, 4500, OffloadHandle::NULL);
+    out.direction = Direction::Outbound;
+    let h = add_ok(p.a.as_ref(), &out);
+    add_ok(p.b.as_ref(), &udpesp_req(0xA600, 4500, OffloadHandle::NULL));
+    let mut hp = host_params(0xA600, 2);
+    hp.udp_encap = Some(ipsec::UdpEncap {
+        local_port: 4500,
+        remote_port: 4500,
+    });
+    let host = Bundle::new(&[hp], ProviderKind::RustCrypto).unwrap();
+    let (done, got) = send_one(&p, frame_nbl(Some(&host), 1, h));
+    assert_eq!(done.status, NdisStatus::SUCCESS);
+    assert!(got.receive_info.crypto_done);
+    assert_eq!(got.receive_info.crypto_status, CryptoStatus::SUCCESS);
+}
+
+/// ESP then AH: a bundle on both sides; a tampered AH ICV gives the AH auth status.
+#[test]
+fn esp_then_ah_end_to_end_and_ah_auth_failure() {
+    let p = pair();
+    let bundle = |seed: u8| {
+        SaBundle::EspThenAh(
+            esp(
+                0xA700,
+                ConfAlgorithm::AesCbc128,
+                IntegrityAlgorithm::Sha256,
+                seed,
+            ),
+            ah(0xA701, IntegrityAlgorithm::Sha1),
+        )
+    };
+    let h = add_ok(p.a.as_ref(), &add_req(Direction::Outbound, bundle(3)));
+    add_ok(p.b.as_ref(), &add_req(Direction::Inbound, bundle(3)));
+    let e = esp(
+        0xA700,
+        ConfAlgorithm::AesCbc128,
+        IntegrityAlgorithm::Sha256,
+        3,
+    );
+    let a = ah(0xA701, IntegrityAlgorithm::Sha1);
+    let esp_p = SaParams {
+        spi: 0xA700,
+        protocol: ipsec::Protocol::Esp,
+        mode: Mode::Transport,
+        encryption: Encryption::AesCbc128,
+        encryption_key: Key::new(e.cipher_key.expose()),
+        integrity: Integrity::HmacSha256_128,
+        integrity_key: Key::new(e.integrity_key.expose()),
+        esn: false,
+        tunnel: None,
+        udp_encap: None,
+    };
+    let ah_p = SaParams {
+        spi: 0xA701,
+        protocol: ipsec::Protocol::Ah,
+        encryption: Encryption::None,
+        encryption_key: Key::empty(),
+        integrity: Integrity::HmacSha1_96,
+        integrity_key: Key::new(a.integrity_key.expose()),
+        ..esp_p.clone()
+    };
+    let host = Bundle::new(&[esp_p, ah_p], ProviderKind::RustCrypto).unwrap();
+    let (done, got) = send_one(&p, frame_nbl(Some(&host), 1, h));
+    assert_eq!(done.status, NdisStatus::SUCCESS);
+    assert!(got.receive_info.crypto_done);
+    assert_eq!(got.receive_info.crypto_status, CryptoStatus::SUCCESS);
+    // B's AH key differs from A's: the outer AH ICV fails first.
+    let q = pair();
+    let h = add_ok(q.a.as_ref(), &add_req(Direction::Outbound, bundle(3)));
+    let mut wrong_ah = ah(0xA701, IntegrityAlgorithm::Sha1);
+    wrong_ah.integrity_key = key(20, 55);
+    let wrong = SaBundle::EspThenAh(
+        esp(
+            0xA700,
+            ConfAlgorithm::AesCbc128,
+            IntegrityAlgorithm::Sha256,
+            3,
+        ),
+        wrong_ah,
+    );
+    add_ok(q.b.as_ref(), &add_req(Direction::Inbound, wrong));
+    let (_, got) = send_one(&q, frame_nbl(Some(&host), 2, h));
+    assert!(got.receive_info.crypto_done);
+    assert_eq!(
+        got.receive_info.crypto_status,
+        CryptoStatus::TRANSPORT_AH_AUTH_FAILED
+    );
+}
+
+/// The NIC's delete request (table under pressure) reaches the protocol as `sa_delete_req`.
+#[test]
+fn sa_delete_req_is_passed_through() {
+    let (wa, wb) = MemWire::pair();
+    let a = Arc::new(VirtualMiniport::initialize(config(16), wa));
+    let mut cb = config(16);
+    cb.nic.table.delete_request_threshold = Some(1);
+    let b = Arc::new(VirtualMiniport::initialize(cb, wb));
+    let (ra, rb) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    a.bind(ra.clone());
+    b.bind(rb.clone());
+    let p = Pair { a, ra, b, rb };
+    let h = program(&p, 0xA800, Some(1));
+    let host = Bundle::new(&[host_params(0xA800, 1)], ProviderKind::RustCrypto).unwrap();
+    let (_, got) = send_one(&p, frame_nbl(Some(&host), 1, h));
+    assert!(got.receive_info.sa_delete_req);
+    assert!(got.receive_info.crypto_done);
+    assert_eq!(got.receive_info.crypto_status, CryptoStatus::SUCCESS);
+}
+
+#[test]
+fn v2_ipv6_and_nested_udp_esp() {
+    let (m, _, _w) = single(4);
+    let v6 = |s: u16| IpAddr::V6(core::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, s));
+    let mut e = v2_entry(Direction::Inbound, gcm(0xA900, 1));
+    e.src = v6(1);
+    e.dest = v6(2);
+    let mut b = AddSaExV2Request {
+        sa: e.clone(),
+        source_switch_port_id: 0,
+        vlan_id: 0,
+    }
+    .to_bytes()
+    .unwrap();
+    assert_eq!(
+        set(&m, Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX, &mut b).status,
+        NdisStatus::SUCCESS
+    );
+    let h = AddSaExV2Request::read_offload_handle(&b).unwrap();
+    assert_eq!(m.sa_info(h).unwrap().dst, Some(v6(2)));
+    e.udp_esp = V2UdpEspEncapsulation::TransportOverUdpEspTunnel;
+    let mut b = AddSaExV2Request {
+        sa: e,
+        source_switch_port_id: 0,
+        vlan_id: 0,
+    }
+    .to_bytes()
+    .unwrap();
+    assert_eq!(
+        set(&m, Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX, &mut b).status,
+        NdisStatus::NOT_SUPPORTED
+    );
 }
 
 // ---- concurrency, halt ----
