@@ -331,6 +331,14 @@ impl VirtualMiniport {
 
     /// Program the NIC and record the handle.
     fn nic_add(&self, ctl: &mut Control, spec: nicsim::SaSpec) -> Result<SaHandle, OidError> {
+        // Checked under the control lock, so nothing is added after `halt` emptied the table.
+        if self.is_halted() {
+            return Err(OidError {
+                status: NdisStatus::ADAPTER_NOT_READY,
+                bytes_needed: 0,
+                reason: "the miniport is halted",
+            });
+        }
         let h = self.nic().add_sa(spec).map_err(add_error)?;
         ctl.sas.insert(h.raw());
         Ok(h)

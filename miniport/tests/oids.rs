@@ -1280,3 +1280,55 @@ fn halt_deletes_everything_and_refuses_requests() {
     let done = rec.completed.lock().unwrap().pop().unwrap();
     assert_eq!(done.status, NdisStatus::ADAPTER_NOT_READY);
 }
+
+// ---- untrusted buffers ----
+
+const SET_OIDS: [Oid; 10] = [
+    Oid::TCP_TASK_OFFLOAD,
+    Oid::TCP_TASK_IPSEC_ADD_SA,
+    Oid::TCP_TASK_IPSEC_DELETE_SA,
+    Oid::TCP_TASK_IPSEC_ADD_UDPESP_SA,
+    Oid::TCP_TASK_IPSEC_DELETE_UDPESP_SA,
+    Oid::TCP_OFFLOAD_PARAMETERS,
+    Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA,
+    Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX,
+    Oid::TCP_TASK_IPSEC_OFFLOAD_V2_DELETE_SA,
+    Oid::TCP_TASK_IPSEC_OFFLOAD_V2_UPDATE_SA,
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Arbitrary bytes into every set OID: never a panic; a failure changes no SA.
+    #[test]
+    fn arbitrary_set_buffers(which in 0usize..10, bytes in proptest::collection::vec(0u8..=255, 0..420)) {
+        let (m, _, _w) = single(4);
+        add_ok(&m, &add_req(Direction::Inbound, gcm(0xD000, 1)));
+        let before = table(&m);
+        let mut b = bytes;
+        let o = set(&m, SET_OIDS[which], &mut b);
+        if o.status != NdisStatus::SUCCESS {
+            proptest::prop_assert_eq!(table(&m), before);
+            proptest::prop_assert_eq!(o.read, 0);
+        }
+    }
+
+    /// A valid UDP-ESP ADD_SA with one byte changed: success, or a status and no change.
+    #[test]
+    fn mutated_add_udpesp_sa(at in 0usize..236, xor in 1u8..=255) {
+        let (m, _, _w) = single(4);
+        let mut r = udpesp_req(0xD100, 4500, OffloadHandle::NULL);
+        r.sas = SaBundle::Esp(esp(0xD100, ConfAlgorithm::AesCbc128, IntegrityAlgorithm::Sha1, 1));
+        let mut buf = r.to_bytes(KeyOrder::ConfidentialityFirst).unwrap();
+        let at = at % buf.len();
+        buf[at] ^= xor;
+        let before = table(&m);
+        let o = set(&m, Oid::TCP_TASK_IPSEC_ADD_UDPESP_SA, &mut buf);
+        if o.status == NdisStatus::SUCCESS {
+            proptest::prop_assert_eq!(m.sa_count().0 + m.sa_count().1, 1);
+        } else {
+            proptest::prop_assert_eq!(table(&m), before);
+            proptest::prop_assert!(m.parser_entries().is_empty());
+        }
+    }
+}
