@@ -173,7 +173,7 @@ fn run() -> Result<(), String> {
     };
     let (wire_a, wire_b) = MemWire::pair();
     let nic_a = VirtualMiniport::initialize(
-        config.clone(),
+        config,
         PcapWriter::new(wire_a, BufWriter::new(capture)),
     );
     let nic_b = VirtualMiniport::initialize(config, wire_b);
