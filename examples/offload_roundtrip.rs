@@ -172,10 +172,8 @@ fn run() -> Result<(), String> {
         ..MiniportConfig::default()
     };
     let (wire_a, wire_b) = MemWire::pair();
-    let nic_a = VirtualMiniport::initialize(
-        config,
-        PcapWriter::new(wire_a, BufWriter::new(capture)),
-    );
+    let nic_a =
+        VirtualMiniport::initialize(config, PcapWriter::new(wire_a, BufWriter::new(capture)));
     let nic_b = VirtualMiniport::initialize(config, wire_b);
     let (proto_a, proto_b) = (
         Arc::new(Collector::default()),
