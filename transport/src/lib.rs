@@ -10,3 +10,6 @@
 pub mod wfp;
 
 pub use wfp::{Bfe, EngineHandle, WfpError};
+pub mod stack;
+
+pub use stack::{HostStack, StackConfig, StackError};

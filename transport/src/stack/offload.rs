@@ -1,0 +1,227 @@
+//! Building v1 ADD_SA requests from installed bundles, and deciding what the NIC advertises.
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use ipsec::{Encryption, Integrity, Mode, Protocol, SaParams};
+use oid::{
+    AddSaRequest, AhSa, ConfAlgorithm, Direction, EspSa, IntegrityAlgorithm, OffloadCapabilities,
+    OffloadHandle, SaBundle, SaOptions, SecretKey, Selector, TunnelEndpoints, UdpEncapType,
+    UdpEspEncap,
+};
+
+/// Where one direction's bundle is with respect to the NIC.
+///
+/// ```text
+/// Software ──(offload on, advertised, room)──> [Offloading: the ADD_SA OID, synchronous]
+///     ├── SUCCESS ───────────> Offloaded ──(SaDeleteReq)──> DeleteRequested ──(hold-off)──> Pending
+///     ├── RESOURCES / NOT_SUPPORTED ──> Pending ──(DELETE_SA freed room, or tick)──> Offloading
+///     └── other failure ─────> Software (not retried)
+/// Offloaded ──(SA deleted / expired / outbound removed)──> DELETE_SA, gone
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SaOffloadState {
+    /// Processed in software and not retried (offload off, not advertised, or a hard failure).
+    Software,
+    /// Processed in software; the NIC refused it (full / not supported): retried when
+    /// capacity frees and periodically.
+    Pending,
+    /// The NIC holds it (its `OffloadHandle` goes on every send).
+    Offloaded,
+    /// Evicted on the NIC's `SaDeleteReq`: software, not retried before the hold-off ends.
+    DeleteRequested,
+}
+
+fn v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn cipher(e: Encryption) -> ConfAlgorithm {
+    match e {
+        Encryption::None | Encryption::Null => ConfAlgorithm::None,
+        Encryption::AesGcm128 => ConfAlgorithm::AesGcm128,
+        Encryption::AesGcm192 => ConfAlgorithm::AesGcm192,
+        Encryption::AesGcm256 => ConfAlgorithm::AesGcm256,
+        Encryption::AesCbc128 => ConfAlgorithm::AesCbc128,
+        Encryption::AesCbc192 => ConfAlgorithm::AesCbc192,
+        Encryption::AesCbc256 => ConfAlgorithm::AesCbc256,
+    }
+}
+
+fn integrity(i: Integrity) -> IntegrityAlgorithm {
+    match i {
+        Integrity::None => IntegrityAlgorithm::None,
+        Integrity::HmacSha1_96 => IntegrityAlgorithm::Sha1,
+        Integrity::HmacSha256_128 => IntegrityAlgorithm::Sha256,
+        Integrity::AesGmac128 => IntegrityAlgorithm::AesGmac128,
+        Integrity::AesGmac192 => IntegrityAlgorithm::AesGmac192,
+        Integrity::AesGmac256 => IntegrityAlgorithm::AesGmac256,
+    }
+}
+
+/// The traffic a bundle protects, from its SA context (this host's view).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub protocol: u8,
+    pub local_port: u16,
+    pub remote_port: u16,
+}
+
+/// Build the v1 ADD_SA (or ADD_UDPESP_SA) request for one direction's bundle. `None` when v1
+/// cannot express it (IPv6, ESN, an empty or malformed bundle).
+pub(crate) fn add_sa_request(
+    sas: &[SaParams],
+    traffic: &Traffic,
+    outbound: bool,
+) -> Option<AddSaRequest> {
+    let first = sas.first()?;
+    if sas.iter().any(|p| p.esn) {
+        return None;
+    }
+    let (local, remote) = (v4(traffic.local)?, v4(traffic.remote)?);
+    let (src, dst, sport, dport) = if outbound {
+        (local, remote, traffic.local_port, traffic.remote_port)
+    } else {
+        (remote, local, traffic.remote_port, traffic.local_port)
+    };
+    let (selector, tunnel) = match (first.mode, first.tunnel) {
+        (Mode::Tunnel, Some(t)) => {
+            let (tl, tr) = (v4(t.local)?, v4(t.remote)?);
+            let ends = if outbound {
+                TunnelEndpoints { src: tl, dest: tr }
+            } else {
+                TunnelEndpoints { src: tr, dest: tl }
+            };
+            (Selector::ANY, Some(ends))
+        }
+        (Mode::Tunnel, None) => return None,
+        (Mode::Transport, _) => {
+            let host = Ipv4Addr::BROADCAST;
+            (
+                Selector {
+                    src_addr: src,
+                    src_mask: host,
+                    dest_addr: dst,
+                    dest_mask: host,
+                    protocol: traffic.protocol,
+                    src_port: sport,
+                    dest_port: dport,
+                },
+                None,
+            )
+        }
+    };
+    let esp = |p: &SaParams| EspSa {
+        spi: p.spi,
+        cipher: cipher(p.encryption),
+        cipher_key: SecretKey::from_slice(p.encryption_key.expose()),
+        integrity: integrity(p.integrity),
+        integrity_key: SecretKey::from_slice(p.integrity_key.expose()),
+        options: SaOptions::default(),
+    };
+    let ah = |p: &SaParams| AhSa {
+        spi: p.spi,
+        integrity: integrity(p.integrity),
+        integrity_key: SecretKey::from_slice(p.integrity_key.expose()),
+        options: SaOptions::default(),
+    };
+    let bundle = match sas {
+        [one] if one.protocol == Protocol::Esp => SaBundle::Esp(esp(one)),
+        [one] => SaBundle::Ah(ah(one)),
+        [e, a] => SaBundle::EspThenAh(esp(e), ah(a)),
+        _ => return None,
+    };
+    let udp_esp = first.udp_encap.map(|u| {
+        let port = if outbound {
+            u.remote_port
+        } else {
+            u.local_port
+        };
+        UdpEspEncap {
+            encap_type: if port == 4500 {
+                UdpEncapType::Ike
+            } else {
+                UdpEncapType::Other
+            },
+            dst_port: port,
+            parser_entry: OffloadHandle::NULL,
+        }
+    });
+    Some(AddSaRequest {
+        selector,
+        tunnel,
+        direction: if outbound {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        },
+        sas: bundle,
+        udp_esp,
+    })
+}
+
+/// Whether the NIC's capabilities cover `req` (capacity is checked by the caller).
+pub(crate) fn advertised(caps: &OffloadCapabilities, req: &AddSaRequest) -> bool {
+    let v1 = &caps.ipsec_v1;
+    let outbound = req.direction == Direction::Outbound;
+    let tunnel = req.tunnel.is_some();
+    let cipher_ok = |c: ConfAlgorithm| match c {
+        ConfAlgorithm::None => v1.esp.null_esp || caps.ipsec_v2.is_some_and(|v| v.esp),
+        other => caps.ipsec_v2.is_some_and(|v| v.supports_cipher(other)),
+    };
+    let integ_ok = |i: IntegrityAlgorithm| match i {
+        IntegrityAlgorithm::None => true,
+        IntegrityAlgorithm::Sha1 if v1.ah.sha1 => true,
+        other => caps.ipsec_v2.is_some_and(|v| v.supports_integrity(other)),
+    };
+    if let Some(e) = req.sas.esp() {
+        let dir = if outbound {
+            v1.esp.send
+        } else {
+            v1.esp.receive
+        };
+        let mode = if tunnel {
+            v1.esp.tunnel
+        } else {
+            v1.esp.transport
+        };
+        if !dir || !mode || !cipher_ok(e.cipher) || !integ_ok(e.integrity) {
+            return false;
+        }
+    }
+    if let Some(a) = req.sas.ah() {
+        let dir = if outbound { v1.ah.send } else { v1.ah.receive };
+        let mode = if tunnel {
+            v1.ah.tunnel
+        } else {
+            v1.ah.transport
+        };
+        if !dir || !mode || !integ_ok(a.integrity) {
+            return false;
+        }
+    }
+    if req.sas.len() == 2 && !v1.ah_esp_combined {
+        return false;
+    }
+    if req.udp_esp.is_some() && v1.udp_esp_flags == 0 {
+        return false;
+    }
+    true
+}
+
+/// Whether any IPsec offload is enabled in `caps` (v1 ESP or AH, send or receive).
+pub(crate) fn any_enabled(caps: &OffloadCapabilities) -> bool {
+    let v1 = &caps.ipsec_v1;
+    v1.esp.send || v1.esp.receive || v1.ah.send || v1.ah.receive
+}
+
+/// The number of bundles the NIC can hold (`SaOffloadCapacity`; unbounded without v2).
+pub(crate) fn capacity(caps: &OffloadCapabilities) -> usize {
+    caps.ipsec_v2.map_or(usize::MAX, |v| {
+        usize::try_from(v.sa_offload_capacity).unwrap_or(usize::MAX)
+    })
+}

@@ -1,0 +1,884 @@
+//! Scenario tests of the IPsec data path: two host stacks wired back to back through two
+//! in-process fake miniports (a crypto-offload NIC built on `ipsec::Bundle`), running the
+//! Manual SA scenario of transport/tests/wfp.rs.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ipsec::{Bundle, BundleSeq, BundleSeqHi, Classified, Encryption, Integrity, Key, Mode};
+use oid::{
+    AddSaRequest, ConfAlgorithm, CryptoStatus, DeleteSaRequest, IntegrityAlgorithm,
+    IpsecV1AhCapabilities, IpsecV1Capabilities, IpsecV1EspCapabilities, IpsecV2Capabilities,
+    KeyOrder, Miniport, Nbl, NdisStatus, OffloadCapabilities, OffloadHandle, Oid, OidRequest,
+    Protocol, SaBundle,
+};
+use transport::stack::{SaOffloadState, SendDisposition};
+use transport::wfp::*;
+use transport::{HostStack, StackConfig};
+
+// ------------------------------------------------------------------ fake miniport
+
+struct NicSa {
+    bundle: Bundle,
+    inbound: bool,
+    spi: u32,
+}
+
+#[derive(Default)]
+struct NicState {
+    capacity: usize,
+    table: HashMap<u64, NicSa>,
+    next: u64,
+    wire: Vec<Vec<u8>>,
+    refuse: Option<NdisStatus>,
+    delete_req_next: bool,
+    fail_next: Option<CryptoStatus>,
+    process_rx: bool,
+    deletes: Vec<u64>,
+    adds: usize,
+}
+
+struct FakeNic {
+    st: Mutex<NicState>,
+    proto: Mutex<Option<Arc<dyn Protocol>>>,
+}
+
+fn caps(capacity: u32) -> OffloadCapabilities {
+    let dirs = (true, true, true, true);
+    OffloadCapabilities {
+        flags: 0,
+        ipsec_v1: IpsecV1Capabilities {
+            encapsulation: 2,
+            ah_esp_combined: true,
+            transport_tunnel_combined: false,
+            ipv4_options: false,
+            udp_esp_flags: 0,
+            ah: IpsecV1AhCapabilities {
+                md5: false,
+                sha1: true,
+                transport: dirs.0,
+                tunnel: dirs.1,
+                send: dirs.2,
+                receive: dirs.3,
+            },
+            esp: IpsecV1EspCapabilities {
+                des: false,
+                triple_des: false,
+                null_esp: true,
+                transport: true,
+                tunnel: true,
+                send: true,
+                receive: true,
+            },
+        },
+        ipsec_v2: Some(IpsecV2Capabilities {
+            encapsulation: 2,
+            ah: true,
+            esp: true,
+            ah_esp_combined: true,
+            transport: true,
+            tunnel: true,
+            authentication_algorithms: IntegrityAlgorithm::Sha1.v2_identifier()
+                | IntegrityAlgorithm::Sha256.v2_identifier()
+                | IntegrityAlgorithm::AesGmac128.v2_identifier(),
+            encryption_algorithms: ConfAlgorithm::AesGcm128.v2_identifier()
+                | ConfAlgorithm::AesCbc128.v2_identifier(),
+            sa_offload_capacity: capacity,
+            ..Default::default()
+        }),
+    }
+}
+
+fn params_of(req: &AddSaRequest) -> Vec<ipsec::SaParams> {
+    let enc = |c: ConfAlgorithm| match c {
+        ConfAlgorithm::AesGcm128 => Encryption::AesGcm128,
+        ConfAlgorithm::AesCbc128 => Encryption::AesCbc128,
+        _ => Encryption::Null,
+    };
+    let int = |i: IntegrityAlgorithm| match i {
+        IntegrityAlgorithm::Sha1 => Integrity::HmacSha1_96,
+        IntegrityAlgorithm::Sha256 => Integrity::HmacSha256_128,
+        IntegrityAlgorithm::AesGmac128 => Integrity::AesGmac128,
+        _ => Integrity::None,
+    };
+    let base = |spi, protocol| ipsec::SaParams {
+        spi,
+        protocol,
+        mode: Mode::Transport,
+        encryption: Encryption::None,
+        encryption_key: Key::empty(),
+        integrity: Integrity::None,
+        integrity_key: Key::empty(),
+        esn: false,
+        tunnel: None,
+        udp_encap: None,
+    };
+    let esp = |e: &oid::EspSa| ipsec::SaParams {
+        encryption: enc(e.cipher),
+        encryption_key: Key::new(e.cipher_key.expose()),
+        integrity: int(e.integrity),
+        integrity_key: Key::new(e.integrity_key.expose()),
+        ..base(e.spi, ipsec::Protocol::Esp)
+    };
+    let ah = |a: &oid::AhSa| ipsec::SaParams {
+        integrity: int(a.integrity),
+        integrity_key: Key::new(a.integrity_key.expose()),
+        ..base(a.spi, ipsec::Protocol::Ah)
+    };
+    match &req.sas {
+        SaBundle::Esp(e) => vec![esp(e)],
+        SaBundle::Ah(a) => vec![ah(a)],
+        SaBundle::EspThenAh(e, a) => vec![esp(e), ah(a)],
+    }
+}
+
+impl FakeNic {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(FakeNic {
+            st: Mutex::new(NicState {
+                capacity,
+                next: 0x100,
+                process_rx: true,
+                ..Default::default()
+            }),
+            proto: Mutex::new(None),
+        })
+    }
+
+    fn bind(&self, p: Arc<dyn Protocol>) {
+        *self.proto.lock().unwrap() = Some(p);
+    }
+
+    fn take_wire(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.st.lock().unwrap().wire)
+    }
+
+    /// The NIC receives `frame`: decrypts/verifies it if it holds the SA, then indicates it.
+    fn deliver(&self, frame: &[u8]) {
+        let mut nbl = Nbl::with_capacity(frame.len() + 16, 0);
+        assert!(nbl.fill(0, frame));
+        {
+            let mut st = self.st.lock().unwrap();
+            if std::mem::take(&mut st.delete_req_next) {
+                nbl.receive_info.sa_delete_req = true;
+            }
+            if let Some(s) = st.fail_next.take() {
+                nbl.receive_info.crypto_done = true;
+                nbl.receive_info.crypto_status = s;
+            } else if st.process_rx {
+                let ip = &mut nbl.buffer[14..frame.len()];
+                if let Ok(Classified::Esp(k) | Classified::Ah(k)) = ipsec::classify(ip, &[])
+                    && let Some(sa) = st.table.values().find(|s| s.inbound && s.spi == k.spi)
+                {
+                    nbl.receive_info.crypto_done = true;
+                    if sa.bundle.unprotect(ip, BundleSeq::default()).is_err() {
+                        nbl.receive_info.crypto_status = CryptoStatus::TRANSPORT_ESP_AUTH_FAILED;
+                    }
+                }
+            }
+        }
+        let p = self.proto.lock().unwrap().clone().unwrap();
+        p.receive_net_buffer_lists(&mut vec![nbl]);
+    }
+
+    fn offloaded(&self) -> usize {
+        self.st.lock().unwrap().table.len()
+    }
+}
+
+impl Miniport for FakeNic {
+    fn oid_request(&self, r: &mut OidRequest<'_>) -> NdisStatus {
+        let mut st = self.st.lock().unwrap();
+        if r.oid == Oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES {
+            let cap = u32::try_from(st.capacity).unwrap();
+            return oid::complete_query(r, &caps(cap).to_bytes());
+        }
+        if r.oid == Oid::TCP_TASK_IPSEC_ADD_SA || r.oid == Oid::TCP_TASK_IPSEC_ADD_UDPESP_SA {
+            let req = match AddSaRequest::parse_for(
+                r.oid,
+                r.information_buffer,
+                KeyOrder::ConfidentialityFirst,
+            ) {
+                Ok(q) => q,
+                Err(e) => return e.status(),
+            };
+            if let Some(s) = st.refuse {
+                return s;
+            }
+            if st.table.len() >= st.capacity {
+                return NdisStatus::RESOURCES;
+            }
+            let params = params_of(&req);
+            let bundle = Bundle::new(&params, ipsec::ProviderKind::fastest()).unwrap();
+            st.next += 1;
+            let h = st.next;
+            st.adds += 1;
+            st.table.insert(
+                h,
+                NicSa {
+                    bundle,
+                    inbound: req.direction == oid::Direction::Inbound,
+                    spi: params[0].spi,
+                },
+            );
+            AddSaRequest::write_offload_handle(r.information_buffer, OffloadHandle(h)).unwrap();
+            return NdisStatus::SUCCESS;
+        }
+        if r.oid == Oid::TCP_TASK_IPSEC_DELETE_SA {
+            let d = DeleteSaRequest::parse(r.information_buffer).unwrap();
+            st.deletes.push(d.offload_handle.0);
+            return if st.table.remove(&d.offload_handle.0).is_some() {
+                NdisStatus::SUCCESS
+            } else {
+                NdisStatus::INVALID_DATA
+            };
+        }
+        NdisStatus::INVALID_OID
+    }
+
+    fn send_net_buffer_lists(&self, nbls: &mut Vec<Nbl>) {
+        let mut done = Vec::new();
+        {
+            let mut st = self.st.lock().unwrap();
+            for mut nbl in nbls.drain(..) {
+                let h = nbl.send_info.offload_handle;
+                if !h.is_null() {
+                    let sa = st.table.get(&h.0).expect("send with an unknown handle");
+                    assert!(!sa.inbound);
+                    let end = nbl.data.end;
+                    let ip = &mut nbl.buffer[nbl.data.start + 14..end];
+                    sa.bundle.protect(ip, BundleSeqHi::default()).unwrap();
+                }
+                st.wire.push(nbl.data().to_vec());
+                done.push(nbl);
+            }
+        }
+        let p = self.proto.lock().unwrap().clone().unwrap();
+        p.send_net_buffer_lists_complete(&mut done);
+    }
+
+    fn return_net_buffer_lists(&self, nbls: &mut Vec<Nbl>) {
+        nbls.clear();
+    }
+}
+
+// ------------------------------------------------------------------ WFP setup (as wfp.rs)
+
+const A: &str = "192.0.2.1";
+const B: &str = "192.0.2.2";
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const KEY_A_IN: [u8; 20] = [0xA1; 20];
+const KEY_B_IN: [u8; 20] = [0xB2; 20];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn unicast() -> FwpmFilterCondition0 {
+    FwpmFilterCondition0::new(
+        FWPM_CONDITION_IP_LOCAL_ADDRESS_TYPE,
+        FWP_MATCH_EQUAL,
+        FwpConditionValue0::Uint8(NlAddressType::Unicast as u8),
+    )
+}
+
+/// IPsec callout filter for local<->remote, ICMP exemption; returns (inbound, outbound) ids.
+fn install_policy(bfe: &mut Bfe, h: EngineHandle, local: IpAddr, remote: IpAddr) -> (u64, u64) {
+    let mut ids = Vec::new();
+    for (layer, callout) in [
+        (
+            FWPM_LAYER_INBOUND_TRANSPORT_V4,
+            FWPM_CALLOUT_IPSEC_INBOUND_TRANSPORT_V4,
+        ),
+        (
+            FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
+            FWPM_CALLOUT_IPSEC_OUTBOUND_TRANSPORT_V4,
+        ),
+    ] {
+        let f = FwpmFilter0 {
+            display_data: FwpmDisplayData0::named("IPsec transport filter"),
+            layer_key: layer,
+            filter_condition: vec![
+                unicast(),
+                FwpmFilterCondition0::new(
+                    FWPM_CONDITION_IP_LOCAL_ADDRESS,
+                    FWP_MATCH_EQUAL,
+                    FwpConditionValue0::ip(local),
+                ),
+                FwpmFilterCondition0::new(
+                    FWPM_CONDITION_IP_REMOTE_ADDRESS,
+                    FWP_MATCH_EQUAL,
+                    FwpConditionValue0::ip(remote),
+                ),
+            ],
+            action: FwpmAction0 {
+                action_type: FWP_ACTION_CALLOUT_TERMINATING,
+                callout_key: callout,
+            },
+            ..Default::default()
+        };
+        ids.push(bfe.fwpm_filter_add0(h, &f, None).unwrap());
+        let exemption = FwpmFilter0 {
+            display_data: FwpmDisplayData0::named("ICMP exemption"),
+            layer_key: layer,
+            weight: FwpValue0::Uint8(FWPM_WEIGHT_RANGE_IKE_EXEMPTIONS),
+            filter_condition: vec![
+                unicast(),
+                FwpmFilterCondition0::new(
+                    FWPM_CONDITION_IP_PROTOCOL,
+                    FWP_MATCH_EQUAL,
+                    FwpConditionValue0::Uint8(IPPROTO_ICMP),
+                ),
+            ],
+            action: FwpmAction0 {
+                action_type: FWP_ACTION_PERMIT,
+                callout_key: Guid::NULL,
+            },
+            ..Default::default()
+        };
+        bfe.fwpm_filter_add0(h, &exemption, None).unwrap();
+    }
+    (ids[0], ids[1])
+}
+
+fn traffic(local: IpAddr, remote: IpAddr, filter_id: u64) -> IpsecTraffic0 {
+    IpsecTraffic0 {
+        ip_version: FWP_IP_VERSION_V4,
+        local_address: local.into(),
+        remote_address: remote.into(),
+        traffic_type: IPSEC_TRAFFIC_TYPE_TRANSPORT,
+        ipsec_filter_id: filter_id,
+        remote_port: 0,
+    }
+}
+
+fn gcm_bundle(spi: u32, key: &[u8]) -> IpsecSaBundle0 {
+    let k = Key::new(key);
+    IpsecSaBundle0 {
+        sa_list: vec![IpsecSa0 {
+            spi,
+            sa_transform: IpsecSaTransform::EspAuthAndCipher(IpsecSaAuthAndCipherInformation0 {
+                sa_cipher_information: IpsecSaCipherInformation0 {
+                    cipher_transform: IpsecCipherTransform0 {
+                        cipher_transform_id: IPSEC_CIPHER_TRANSFORM_ID_GCM_AES_128,
+                        crypto_module_id: None,
+                    },
+                    cipher_key: k.clone(),
+                },
+                sa_auth_information: IpsecSaAuthInformation0 {
+                    auth_transform: IpsecAuthTransform0 {
+                        auth_transform_id: IPSEC_AUTH_TRANSFORM_ID_GCM_AES_128,
+                        crypto_module_id: None,
+                    },
+                    auth_key: k,
+                },
+            }),
+        }],
+        ip_version: FWP_IP_VERSION_V4,
+        ..Default::default()
+    }
+}
+
+struct Host {
+    stack: HostStack,
+    nic: Arc<FakeNic>,
+    h: EngineHandle,
+    local: IpAddr,
+    remote: IpAddr,
+    filters: (u64, u64),
+}
+
+impl Host {
+    fn new(
+        seed: u64,
+        local: &str,
+        remote: &str,
+        mac: [u8; 6],
+        peer: [u8; 6],
+        offload: bool,
+        cap: usize,
+    ) -> Self {
+        let nic = FakeNic::new(cap);
+        let (local, remote) = (ip(local), ip(remote));
+        let cfg = StackConfig {
+            mac,
+            addresses: vec![local],
+            neighbors: vec![(remote, peer)],
+            provider: ipsec::ProviderKind::fastest(),
+            offload,
+            buffers: 32,
+            replay_window: 64,
+        };
+        let mut stack = HostStack::with_bfe(cfg, nic.clone(), Bfe::with_seed(seed)).unwrap();
+        nic.bind(stack.protocol_handle());
+        let bfe = stack.bfe_mut();
+        let session = FwpmSession0 {
+            display_data: FwpmDisplayData0::named("manual SA"),
+            ..Default::default()
+        };
+        let h = bfe
+            .fwpm_engine_open0(None, RPC_C_AUTHN_WINNT, None, Some(&session))
+            .unwrap();
+        let filters = install_policy(bfe, h, local, remote);
+        Host {
+            stack,
+            nic,
+            h,
+            local,
+            remote,
+            filters,
+        }
+    }
+
+    fn create_and_get_spi(&mut self) -> (u64, u32) {
+        let t = traffic(self.local, self.remote, self.filters.1);
+        let bfe = self.stack.bfe_mut();
+        let id = bfe.ipsec_sa_context_create0(self.h, &t, None).unwrap();
+        let g = IpsecGetSpi0 {
+            inbound_ipsec_traffic: traffic(self.local, self.remote, self.filters.0),
+            ip_version: FWP_IP_VERSION_V4,
+            inbound_udp_encapsulation: None,
+            rng_crypto_module_id: None,
+        };
+        let spi = bfe.ipsec_sa_context_get_spi0(self.h, id, &g).unwrap();
+        (id, spi)
+    }
+}
+
+struct World {
+    a: Host,
+    b: Host,
+    ida: u64,
+    _idb: u64,
+    now: Duration,
+}
+
+/// The Manual SA sequence on both hosts (SPIs and keys exchanged out of band).
+fn manual_sa(a: &mut Host, b: &mut Host) -> (u64, u64) {
+    let (ida, spi_a) = a.create_and_get_spi();
+    let (idb, spi_b) = b.create_and_get_spi();
+    let (ha, hb) = (a.h, b.h);
+    a.stack
+        .bfe_mut()
+        .ipsec_sa_context_add_inbound0(ha, ida, &gcm_bundle(spi_a, &KEY_A_IN))
+        .unwrap();
+    b.stack
+        .bfe_mut()
+        .ipsec_sa_context_add_inbound0(hb, idb, &gcm_bundle(spi_b, &KEY_B_IN))
+        .unwrap();
+    a.stack
+        .bfe_mut()
+        .ipsec_sa_context_add_outbound0(ha, ida, &gcm_bundle(spi_b, &KEY_B_IN))
+        .unwrap();
+    b.stack
+        .bfe_mut()
+        .ipsec_sa_context_add_outbound0(hb, idb, &gcm_bundle(spi_a, &KEY_A_IN))
+        .unwrap();
+    (ida, idb)
+}
+
+impl World {
+    fn new(offload: bool, cap_a: usize, cap_b: usize) -> Self {
+        let mut a = Host::new(1, A, B, MAC_A, MAC_B, offload, cap_a);
+        let mut b = Host::new(2, B, A, MAC_B, MAC_A, offload, cap_b);
+        let (ida, idb) = manual_sa(&mut a, &mut b);
+        let mut w = World {
+            a,
+            b,
+            ida,
+            _idb: idb,
+            now: Duration::ZERO,
+        };
+        w.poll();
+        w
+    }
+
+    fn poll(&mut self) {
+        self.a.stack.poll(self.now);
+        self.b.stack.poll(self.now);
+    }
+
+    /// Move frames both ways until quiet; returns every frame A sent.
+    fn pump(&mut self) -> Vec<Vec<u8>> {
+        let mut from_a_all = Vec::new();
+        for _ in 0..8 {
+            self.poll();
+            let from_a = self.a.nic.take_wire();
+            let from_b = self.b.nic.take_wire();
+            if from_a.is_empty() && from_b.is_empty() {
+                break;
+            }
+            for f in &from_a {
+                self.b.nic.deliver(f);
+            }
+            for f in &from_b {
+                self.a.nic.deliver(f);
+            }
+            from_a_all.extend(from_a);
+        }
+        self.poll();
+        from_a_all
+    }
+
+    fn sa(&self) -> (SocketAddr, SocketAddr) {
+        (
+            SocketAddr::new(self.a.local, 5000),
+            SocketAddr::new(self.b.local, 6000),
+        )
+    }
+
+    fn send_a(&mut self, payload: &[u8]) -> SendDisposition {
+        let (s, d) = self.sa();
+        self.a.stack.send_udp(self.now, s, d, payload).unwrap()
+    }
+}
+
+fn recv_all(stack: &mut HostStack) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Some(d) = stack.recv_udp(&mut buf) {
+        assert!(d.secure);
+        out.push(buf[..d.len].to_vec());
+    }
+    out
+}
+
+// ------------------------------------------------------------------ scenarios
+
+#[test]
+fn udp_crosses_as_esp_and_icmp_in_clear() {
+    for offload in [true, false] {
+        let mut w = World::new(offload, 8, 8);
+        assert!(w.a.stack.capabilities().is_some());
+        let st = w.a.stack.sa_offload_state(w.ida).unwrap();
+        let want = if offload {
+            SaOffloadState::Offloaded
+        } else {
+            SaOffloadState::Software
+        };
+        assert_eq!((st.inbound, st.outbound), (Some(want), Some(want)));
+        let d = w.send_a(b"hello over esp");
+        assert!(
+            matches!(d, SendDisposition::Protected { offloaded, seq: 1, .. } if offloaded == offload)
+        );
+        let frames = w.pump();
+        assert_eq!(frames.len(), 1);
+        let f = &frames[0];
+        assert_eq!(&f[0..6], &MAC_B);
+        assert_eq!(&f[6..12], &MAC_A);
+        assert_eq!(f[14 + 9], 50, "ESP on the wire");
+        assert!(!f.windows(5).any(|x| x == b"hello"), "payload not in clear");
+        assert_eq!(recv_all(&mut w.b.stack), vec![b"hello over esp".to_vec()]);
+        // ICMP is exempt: crosses in clear, answered by B's stack.
+        let d = w.a.stack.ping(w.now, w.b.local, 7, 1, b"ping").unwrap();
+        assert_eq!(d, SendDisposition::Clear);
+        let frames = w.pump();
+        assert_eq!(frames[0][14 + 9], 1, "ICMP in clear");
+        let r = w.a.stack.recv_echo_reply().unwrap();
+        assert_eq!((r.src, r.id, r.seq, r.secure), (w.b.local, 7, 1, false));
+        let sb = w.b.stack.ipsec_get_statistics1();
+        assert_eq!(
+            sb.aggregate_drop_packet_statistics
+                .total_drop_packets_inbound,
+            0
+        );
+        let ib = sb.inbound_traffic_statistics;
+        let len = 20 + 8 + 14;
+        assert_eq!(ib.authenticated_esp_byte_count, len);
+        assert_eq!(ib.encrypted_byte_count, len);
+        assert_eq!(ib.transport_byte_count, len);
+        assert_eq!(ib.offload_byte_count, if offload { len } else { 0 });
+        assert_eq!(sb.aggregate_sa_statistics.active_sas, 2);
+        assert_eq!(sb.aggregate_sa_statistics.total_sas_added, 2);
+        assert_eq!(
+            sb.aggregate_sa_statistics.offloaded_sas,
+            if offload { 2 } else { 0 }
+        );
+        let sa =
+            w.a.stack
+                .ipsec_get_statistics1()
+                .outbound_traffic_statistics;
+        assert_eq!(sa.authenticated_esp_byte_count, len);
+        let usage =
+            w.a.stack
+                .bfe()
+                .sa_context(w.ida)
+                .unwrap()
+                .usage(FWP_DIRECTION_OUTBOUND)
+                .unwrap();
+        assert_eq!((usage.bytes, usage.packets), (len, 1));
+        let full = w.a.stack.statistics();
+        assert_eq!((full.protected_sent, full.clear_sent), (1, 1));
+        assert_eq!(
+            w.a.stack.free_buffers(),
+            32,
+            "every buffer back in the pool"
+        );
+    }
+}
+
+#[test]
+fn offload_and_software_frames_are_identical() {
+    let mut hw = World::new(true, 8, 8);
+    let mut sw = World::new(false, 8, 8);
+    for i in 0..3u8 {
+        let p = [i; 100];
+        hw.send_a(&p);
+        sw.send_a(&p);
+        let (fh, fs) = (hw.pump(), sw.pump());
+        assert_eq!(fh, fs, "same seq -> same bytes");
+        assert_eq!(recv_all(&mut hw.b.stack), vec![p.to_vec()]);
+        assert_eq!(recv_all(&mut sw.b.stack), vec![p.to_vec()]);
+    }
+    assert_eq!(hw.b.stack.statistics().inbound.nic_processed, 3);
+    assert_eq!(sw.b.stack.statistics().inbound.software_processed, 3);
+}
+
+#[test]
+fn full_nic_falls_back_without_loss_and_reoffloads_when_capacity_frees() {
+    // A's NIC holds one bundle: the inbound one goes first, the outbound one is refused.
+    let mut w = World::new(true, 1, 8);
+    let st = w.a.stack.sa_offload_state(w.ida).unwrap();
+    assert_eq!(st.inbound, Some(SaOffloadState::Offloaded));
+    assert_eq!(st.outbound, Some(SaOffloadState::Pending));
+    assert!(w.a.stack.statistics().offload.add_sa_resources >= 1);
+    for i in 0..5u8 {
+        let d = w.send_a(&[i; 40]);
+        assert!(matches!(
+            d,
+            SendDisposition::Protected {
+                offloaded: false,
+                ..
+            }
+        ));
+    }
+    w.pump();
+    assert_eq!(recv_all(&mut w.b.stack).len(), 5, "zero loss");
+    // Free capacity: the NIC drops nothing by itself, so delete the inbound via SaDeleteReq.
+    w.a.nic.st.lock().unwrap().delete_req_next = true;
+    let (s, d) = (
+        SocketAddr::new(w.b.local, 6000),
+        SocketAddr::new(w.a.local, 5000),
+    );
+    w.b.stack.send_udp(w.now, s, d, b"from b").unwrap();
+    w.pump();
+    let st = w.a.stack.sa_offload_state(w.ida).unwrap();
+    assert_eq!(st.inbound, Some(SaOffloadState::DeleteRequested));
+    assert_eq!(st.outbound, Some(SaOffloadState::DeleteRequested));
+    assert_eq!(w.a.nic.offloaded(), 0);
+    assert_eq!(w.a.stack.statistics().offload.sa_delete_requests, 1);
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        w.a.stack.recv_udp(&mut buf).unwrap().len,
+        6,
+        "the frame itself delivered"
+    );
+    // Not retried before the hold-off...
+    w.now += Duration::from_secs(2);
+    w.poll();
+    assert_eq!(w.a.nic.offloaded(), 0);
+    // ...then re-offloaded (capacity 1: retries go in (context, outbound first) order).
+    w.now += transport::stack::SA_DELETE_REQ_HOLDOFF;
+    w.poll();
+    assert_eq!(w.a.nic.offloaded(), 1);
+    let st = w.a.stack.sa_offload_state(w.ida).unwrap();
+    assert_eq!(st.inbound, Some(SaOffloadState::Pending));
+    assert_eq!(st.outbound, Some(SaOffloadState::Offloaded));
+    // Deleting the context frees everything and issues DELETE_SA.
+    let h = w.a.h;
+    w.a.stack
+        .bfe_mut()
+        .ipsec_sa_context_delete_by_id0(h, w.ida)
+        .unwrap();
+    w.poll();
+    assert_eq!(w.a.nic.offloaded(), 0);
+    assert_eq!(w.a.stack.sa_offload_state(w.ida), None);
+    let agg = w.a.stack.ipsec_get_statistics1().aggregate_sa_statistics;
+    assert_eq!(
+        (agg.active_sas, agg.total_sas_deleted, agg.offloaded_sas),
+        (0, 2, 0)
+    );
+}
+
+#[test]
+fn refused_offload_is_retried_on_tick() {
+    let mut w = World::new(true, 8, 8);
+    // A fresh pair whose NIC refuses with NOT_SUPPORTED, then accepts.
+    let mut a = Host::new(3, A, B, MAC_A, MAC_B, true, 8);
+    let mut b = Host::new(4, B, A, MAC_B, MAC_A, true, 8);
+    a.nic.st.lock().unwrap().refuse = Some(NdisStatus::NOT_SUPPORTED);
+    let (ida, _) = manual_sa(&mut a, &mut b);
+    a.stack.poll(Duration::ZERO);
+    assert_eq!(
+        a.stack.sa_offload_state(ida).unwrap().outbound,
+        Some(SaOffloadState::Pending)
+    );
+    a.nic.st.lock().unwrap().refuse = None;
+    a.stack.poll(transport::stack::RETRY_INTERVAL);
+    assert_eq!(a.nic.offloaded(), 2);
+    assert!(a.stack.statistics().offload.add_sa_not_supported >= 2);
+    assert_eq!(a.stack.statistics().offload.add_sa_ok, 2);
+    w.pump();
+}
+
+#[test]
+fn replay_cleartext_selector_and_nic_failures_are_counted() {
+    let mut w = World::new(false, 8, 8);
+    w.send_a(b"one");
+    let frames = w.pump();
+    assert_eq!(recv_all(&mut w.b.stack).len(), 1);
+    // Replay: re-inject the captured frame (software path, then NIC path).
+    w.b.nic.deliver(&frames[0]);
+    w.poll();
+    assert_eq!(recv_all(&mut w.b.stack).len(), 0);
+    let drops = |w: &World| {
+        w.b.stack
+            .ipsec_get_statistics1()
+            .aggregate_drop_packet_statistics
+    };
+    assert_eq!(drops(&w).replay_check_failures_on_inbound, 1);
+    // Cleartext UDP where IPsec is required.
+    let mut clear = vec![0u8; 14];
+    clear[0..6].copy_from_slice(&MAC_B);
+    clear[12] = 0x08;
+    let mut pkt = [0u8; 64];
+    let n = transport::stack::packet::build_udp(
+        &mut pkt,
+        SocketAddr::new(w.a.local, 5000),
+        SocketAddr::new(w.b.local, 6000),
+        b"sneaky",
+    )
+    .unwrap();
+    clear.extend_from_slice(&pkt[..n]);
+    w.b.nic.deliver(&clear);
+    w.poll();
+    assert_eq!(drops(&w).invalid_clear_text_inbound, 1);
+    // Unknown SPI.
+    let mut bad = frames[0].clone();
+    bad[14 + 20] ^= 0xFF;
+    w.b.nic.deliver(&bad);
+    w.poll();
+    assert_eq!(drops(&w).invalid_spis_on_inbound, 1);
+    // Corrupted ICV in software: authentication failure, window untouched.
+    w.send_a(b"two");
+    w.poll();
+    let mut f = w.a.nic.take_wire().remove(0);
+    let last = f.len() - 1;
+    f[last] ^= 1;
+    w.b.nic.deliver(&f);
+    w.poll();
+    assert_eq!(drops(&w).authentication_failures_on_inbound, 1);
+    f[last] ^= 1;
+    w.b.nic.deliver(&f);
+    w.poll();
+    assert_eq!(
+        recv_all(&mut w.b.stack),
+        vec![b"two".to_vec()],
+        "seq 2 still accepted"
+    );
+    // NIC failure statuses.
+    for s in [
+        CryptoStatus::TRANSPORT_ESP_AUTH_FAILED,
+        CryptoStatus::INVALID_PACKET_SYNTAX,
+    ] {
+        w.send_a(b"x");
+        w.poll();
+        let f = w.a.nic.take_wire().remove(0);
+        w.b.nic.st.lock().unwrap().fail_next = Some(s);
+        w.b.nic.deliver(&f);
+        w.poll();
+    }
+    let d = drops(&w);
+    assert_eq!(d.authentication_failures_on_inbound, 2);
+    assert_eq!(d.decryption_failures_on_inbound, 1);
+    let nic = w.b.stack.statistics().inbound.nic_crypto_failures;
+    assert_eq!((nic[3], nic[6]), (1, 1));
+    assert_eq!(d.total_drop_packets_inbound, 6);
+}
+
+#[test]
+fn selector_mismatch_is_dropped() {
+    // B gets a second address; A sends to it through the SA (a crafted packet whose inner
+    // destination is not the SA context's local address).
+    let mut w = World::new(false, 8, 8);
+    let other = ip("192.0.2.3");
+    // Craft on A: protect a packet to 192.0.2.3 with A's outbound bundle by sending raw IP
+    // whose destination the policy routes to the callout: not possible through the filters,
+    // so rewrite the destination after framing instead: use ESP framing by hand.
+    let sa =
+        w.a.stack
+            .bfe()
+            .sa_context(w.ida)
+            .unwrap()
+            .outbound()
+            .unwrap()
+            .to_vec();
+    let bundle = Bundle::new(&sa, ipsec::ProviderKind::fastest()).unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = transport::stack::packet::build_udp(
+        &mut buf[128..],
+        SocketAddr::new(ip("192.0.2.9"), 5000),
+        SocketAddr::new(other, 6000),
+        b"wrong",
+    )
+    .unwrap();
+    // Outer addresses must be A -> B for the SA lookup: frame as tunnel-less transport, then
+    // patch the outer header after framing would break the AAD; so patch before framing the
+    // inner source only: transport mode keeps one header, so the mismatch is in the source.
+    let r = bundle
+        .encapsulate(BundleSeq { esp: 50, ah: 0 }, &mut buf, 128..128 + n)
+        .unwrap();
+    // Put B's address as destination (so B accepts it) keeping the wrong source.
+    buf[r.start + 16..r.start + 20].copy_from_slice(&[192, 0, 2, 2]);
+    let mut hdr = 0u32;
+    buf[r.start + 10] = 0;
+    buf[r.start + 11] = 0;
+    for c in buf[r.start..r.start + 20].chunks(2) {
+        hdr += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    while hdr > 0xFFFF {
+        hdr = (hdr & 0xFFFF) + (hdr >> 16);
+    }
+    buf[r.start + 10..r.start + 12].copy_from_slice(&(!(hdr as u16)).to_be_bytes());
+    bundle
+        .protect(&mut buf[r.clone()], BundleSeqHi::default())
+        .unwrap();
+    let mut frame = vec![0u8; 14];
+    frame[12] = 0x08;
+    frame.extend_from_slice(&buf[r]);
+    w.b.nic.deliver(&frame);
+    w.poll();
+    let d =
+        w.b.stack
+            .ipsec_get_statistics1()
+            .aggregate_drop_packet_statistics;
+    assert_eq!(d.receive_over_incorrect_sa_inbound, 1);
+    assert_eq!(recv_all(&mut w.b.stack).len(), 0);
+}
+
+#[test]
+fn blocked_and_no_sa_outbound_drops() {
+    let mut a = Host::new(5, A, B, MAC_A, MAC_B, true, 8);
+    let (s, d) = (SocketAddr::new(a.local, 1), SocketAddr::new(a.remote, 2));
+    // The callout applies but no SA context exists yet.
+    assert_eq!(
+        a.stack.send_udp(Duration::ZERO, s, d, b"x").unwrap(),
+        SendDisposition::Dropped
+    );
+    assert_eq!(a.stack.statistics().outbound.no_sa, 1);
+    assert_eq!(a.stack.free_buffers(), 32);
+    // No neighbor for an address outside the policy (PERMIT by default).
+    let far = SocketAddr::new(ip("198.51.100.7"), 2);
+    assert_eq!(
+        a.stack.send_udp(Duration::ZERO, s, far, b"x").unwrap(),
+        SendDisposition::Dropped
+    );
+    assert_eq!(a.stack.statistics().outbound.no_neighbor, 1);
+    // Errors for bad API arguments.
+    assert!(a.stack.send_ip(Duration::ZERO, &[1, 2, 3]).is_err());
+    assert!(a.stack.send_udp(Duration::ZERO, s, d, &[0; 4000]).is_err());
+}
