@@ -603,7 +603,7 @@ fn unknown_ids_and_bad_traffic() {
         Err(FWP_E_INVALID_ENUMERATOR)
     );
     assert!(h.bfe.sa_contexts().next().is_none());
-    let _ = h.bfe.drain_events();
+    h.bfe.drain_events().for_each(drop);
 }
 
 #[test]
@@ -744,7 +744,7 @@ fn transaction_abort_restores_exactly_and_commit_delivers_events() {
     let mut h = Host::new(8, A4, B4);
     let t = traffic(h.local, h.remote, h.policy.outbound_filter);
     let id = h.bfe.ipsec_sa_context_create0(h.h, &t, None).unwrap();
-    let _ = h.bfe.drain_events();
+    h.bfe.drain_events().for_each(drop);
     let before_filters = {
         let e = h.bfe.fwpm_filter_create_enum_handle0(h.h, None).unwrap();
         h.bfe.fwpm_filter_enum0(h.h, e, 100).unwrap()
@@ -1010,7 +1010,7 @@ fn subscribe(
 #[test]
 fn expire_keeps_inbound_for_the_grace_period() {
     let (mut ha, ida, _hb, _idb) = manual_sa(A4, B4, IpsecSaLifetime0::default());
-    let _ = ha.bfe.drain_events();
+    ha.bfe.drain_events().for_each(drop);
     let (_s, log) = subscribe(&mut ha.bfe, ha.h, None, 0);
     ha.bfe.tick(Duration::from_secs(10));
     ha.bfe.ipsec_sa_context_expire0(ha.h, ida).unwrap();
@@ -1060,8 +1060,8 @@ fn lifetimes_soft_then_hard_with_make_before_break_rekey() {
         lifetime_packets: 0,
     };
     let (mut ha, ida, mut hb, idb) = manual_sa(A4, B4, life);
-    let _ = ha.bfe.drain_events();
-    let _ = hb.bfe.drain_events();
+    ha.bfe.drain_events().for_each(drop);
+    hb.bfe.drain_events().for_each(drop);
     let (_s, ext) = subscribe(
         &mut ha.bfe,
         ha.h,
@@ -1130,7 +1130,7 @@ fn lifetimes_soft_then_hard_with_make_before_break_rekey() {
             .inbound_sa_context(ha.bfe.sa_context(ida).unwrap().inbound_spi().unwrap())
             .is_some()
     );
-    let _ = ha.bfe.drain_events();
+    ha.bfe.drain_events().for_each(drop);
     ha.bfe.tick(Duration::from_secs(100));
     let hard: Vec<SaEvent> = ha.bfe.drain_events().collect();
     assert_eq!(
@@ -1163,7 +1163,7 @@ fn byte_and_packet_lifetimes() {
         lifetime_packets: 1000,
     };
     let (mut ha, ida, _hb, _idb) = manual_sa(A4, B4, life);
-    let _ = ha.bfe.drain_events();
+    ha.bfe.drain_events().for_each(drop);
     // 9 KiB of payload = 90 % of the byte limit.
     ha.bfe
         .account_traffic(ida, FWP_DIRECTION_OUTBOUND, 9 * 1024 - 1, 1)
@@ -1391,7 +1391,7 @@ fn enumeration_and_get_by_id_never_return_keys() {
 #[test]
 fn update_udp_encapsulation_and_flags() {
     let (mut ha, ida, _hb, _idb) = manual_sa(A4, B4, IpsecSaLifetime0::default());
-    let _ = ha.bfe.drain_events();
+    ha.bfe.drain_events().for_each(drop);
     let mut ctx = ha.bfe.ipsec_sa_context_get_by_id1(ha.h, ida).unwrap();
     let udp = IpsecV4UdpEncapsulation0 {
         local_udp_encap_port: 4500,
@@ -1535,7 +1535,7 @@ proptest! {
             (f, c, states)
         };
         let before = snapshot(&mut h);
-        let _ = h.bfe.drain_events();
+        h.bfe.drain_events().for_each(drop);
         h.bfe.fwpm_transaction_begin0(h.h, 0).unwrap();
         for (op, arg) in ops {
             let id = ctxs[arg as usize % 3];
@@ -1634,4 +1634,28 @@ proptest! {
         prop_assert_eq!(unique.len(), spis.len());
         prop_assert_eq!(run(seed), spis);
     }
+}
+
+#[test]
+fn events_are_never_lost_when_the_consumer_stops_early() {
+    let (mut ha, ida, _hb, _idb) = manual_sa(A4, B4, IpsecSaLifetime0::default());
+    assert_eq!(ha.bfe.pending_events(), 2);
+    // Take only the first event and drop the iterator: the second must stay queued.
+    let first = ha.bfe.drain_events().next();
+    assert_eq!(first, Some(SaEvent::InboundAdded { id: ida }));
+    assert_eq!(ha.bfe.pending_events(), 1);
+    // take_events appends (keeps what the buffer held) and empties the queue.
+    let mut out = vec![SaEvent::Deleted { id: 0 }];
+    ha.bfe.take_events(&mut out);
+    assert_eq!(
+        out,
+        vec![
+            SaEvent::Deleted { id: 0 },
+            SaEvent::OutboundAdded { id: ida }
+        ]
+    );
+    assert_eq!(ha.bfe.pending_events(), 0);
+    ha.bfe.take_events(&mut out);
+    assert_eq!(out.len(), 2);
+    assert!(ha.bfe.drain_events().next().is_none());
 }

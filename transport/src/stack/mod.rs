@@ -534,11 +534,11 @@ impl HostStack {
     }
 
     fn process_events(&mut self, now: Duration) {
-        // `drain_events` empties the queue even when the iterator is dropped early: take all
-        // of them into a reused buffer first.
+        // Handling an event may queue more (e.g. an expiry): loop until quiet. The buffer is
+        // reused (no allocation per event).
         loop {
             let mut evs = core::mem::take(&mut self.events);
-            evs.extend(self.bfe.drain_events());
+            self.bfe.take_events(&mut evs);
             if evs.is_empty() {
                 self.events = evs;
                 return;

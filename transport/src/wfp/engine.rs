@@ -234,8 +234,25 @@ impl Bfe {
     }
 
     /// Take the queued data-path events (SA added, expired, deleted...), oldest first.
+    ///
+    /// Non-lossy: each event leaves the queue only when the iterator yields it; events not
+    /// consumed before the iterator is dropped stay queued for the next call (so
+    /// `let _ = bfe.drain_events();` discards nothing: use `.for_each(drop)` to discard).
+    /// Prefer [`Bfe::take_events`], which moves all of them into a reusable buffer.
     pub fn drain_events(&mut self) -> impl Iterator<Item = SaEvent> + '_ {
-        self.events.drain(..)
+        core::iter::from_fn(move || self.events.pop_front())
+    }
+
+    /// Append every queued data-path event to `out`, oldest first, and empty the queue.
+    /// Nothing is lost whatever the caller does next; `out` keeps its allocation across
+    /// calls (no allocation once it is large enough).
+    pub fn take_events(&mut self, out: &mut Vec<SaEvent>) {
+        out.extend(self.events.drain(..));
+    }
+
+    /// The number of queued data-path events.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
     }
 
     pub(crate) fn fresh_handle(&mut self) -> u64 {
