@@ -39,6 +39,8 @@ struct NicState {
     process_rx: bool,
     deletes: Vec<u64>,
     adds: usize,
+    oids: Vec<Oid>,
+    udp_esp_flags: u32,
 }
 
 struct FakeNic {
@@ -128,11 +130,19 @@ fn params_of(req: &AddSaRequest) -> Vec<ipsec::SaParams> {
         integrity_key: Key::new(a.integrity_key.expose()),
         ..base(a.spi, ipsec::Protocol::Ah)
     };
-    match &req.sas {
+    let mut v = match &req.sas {
         SaBundle::Esp(e) => vec![esp(e)],
         SaBundle::Ah(a) => vec![ah(a)],
         SaBundle::EspThenAh(e, a) => vec![esp(e), ah(a)],
+    };
+    if let Some(u) = req.udp_esp {
+        // The NIC only rewrites the ESP part; the UDP header's ports are the stack's.
+        v[0].udp_encap = Some(ipsec::UdpEncap {
+            local_port: u.dst_port,
+            remote_port: u.dst_port,
+        });
     }
+    v
 }
 
 impl FakeNic {
@@ -170,7 +180,7 @@ impl FakeNic {
                 nbl.receive_info.crypto_status = s;
             } else if st.process_rx {
                 let ip = &mut nbl.buffer[14..frame.len()];
-                if let Ok(Classified::Esp(k) | Classified::Ah(k)) = ipsec::classify(ip, &[])
+                if let Ok(Classified::Esp(k) | Classified::Ah(k)) = ipsec::classify(ip, &[4500])
                     && let Some(sa) = st.table.values().find(|s| s.inbound && s.spi == k.spi)
                 {
                     nbl.receive_info.crypto_done = true;
@@ -192,9 +202,12 @@ impl FakeNic {
 impl Miniport for FakeNic {
     fn oid_request(&self, r: &mut OidRequest<'_>) -> NdisStatus {
         let mut st = self.st.lock().unwrap();
+        st.oids.push(r.oid);
         if r.oid == Oid::TCP_OFFLOAD_HARDWARE_CAPABILITIES {
             let cap = u32::try_from(st.capacity).unwrap();
-            return oid::complete_query(r, &caps(cap).to_bytes());
+            let mut c = caps(cap);
+            c.ipsec_v1.udp_esp_flags = st.udp_esp_flags;
+            return oid::complete_query(r, &c.to_bytes());
         }
         if r.oid == Oid::TCP_TASK_IPSEC_ADD_SA || r.oid == Oid::TCP_TASK_IPSEC_ADD_UDPESP_SA {
             let req = match AddSaRequest::parse_for(
@@ -226,6 +239,15 @@ impl Miniport for FakeNic {
             );
             AddSaRequest::write_offload_handle(r.information_buffer, OffloadHandle(h)).unwrap();
             return NdisStatus::SUCCESS;
+        }
+        if r.oid == Oid::TCP_TASK_IPSEC_DELETE_UDPESP_SA {
+            let d = oid::DeleteUdpEspSaRequest::parse(r.information_buffer).unwrap();
+            st.deletes.push(d.offload_handle.0);
+            return if st.table.remove(&d.offload_handle.0).is_some() {
+                NdisStatus::SUCCESS
+            } else {
+                NdisStatus::INVALID_DATA
+            };
         }
         if r.oid == Oid::TCP_TASK_IPSEC_DELETE_SA {
             let d = DeleteSaRequest::parse(r.information_buffer).unwrap();
@@ -289,16 +311,30 @@ fn unicast() -> FwpmFilterCondition0 {
 /// IPsec callout filter for local<->remote, ICMP exemption; returns (inbound, outbound) ids.
 fn install_policy(bfe: &mut Bfe, h: EngineHandle, local: IpAddr, remote: IpAddr) -> (u64, u64) {
     let mut ids = Vec::new();
-    for (layer, callout) in [
-        (
-            FWPM_LAYER_INBOUND_TRANSPORT_V4,
-            FWPM_CALLOUT_IPSEC_INBOUND_TRANSPORT_V4,
-        ),
-        (
-            FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
-            FWPM_CALLOUT_IPSEC_OUTBOUND_TRANSPORT_V4,
-        ),
-    ] {
+    let layers = if local.is_ipv6() {
+        [
+            (
+                FWPM_LAYER_INBOUND_TRANSPORT_V6,
+                FWPM_CALLOUT_IPSEC_INBOUND_TRANSPORT_V6,
+            ),
+            (
+                FWPM_LAYER_OUTBOUND_TRANSPORT_V6,
+                FWPM_CALLOUT_IPSEC_OUTBOUND_TRANSPORT_V6,
+            ),
+        ]
+    } else {
+        [
+            (
+                FWPM_LAYER_INBOUND_TRANSPORT_V4,
+                FWPM_CALLOUT_IPSEC_INBOUND_TRANSPORT_V4,
+            ),
+            (
+                FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
+                FWPM_CALLOUT_IPSEC_OUTBOUND_TRANSPORT_V4,
+            ),
+        ]
+    };
+    for (layer, callout) in layers {
         let f = FwpmFilter0 {
             display_data: FwpmDisplayData0::named("IPsec transport filter"),
             layer_key: layer,
@@ -345,9 +381,17 @@ fn install_policy(bfe: &mut Bfe, h: EngineHandle, local: IpAddr, remote: IpAddr)
     (ids[0], ids[1])
 }
 
+fn version(a: IpAddr) -> FwpIpVersion {
+    if a.is_ipv6() {
+        FWP_IP_VERSION_V6
+    } else {
+        FWP_IP_VERSION_V4
+    }
+}
+
 fn traffic(local: IpAddr, remote: IpAddr, filter_id: u64) -> IpsecTraffic0 {
     IpsecTraffic0 {
-        ip_version: FWP_IP_VERSION_V4,
+        ip_version: version(local),
         local_address: local.into(),
         remote_address: remote.into(),
         traffic_type: IPSEC_TRAFFIC_TYPE_TRANSPORT,
@@ -356,7 +400,36 @@ fn traffic(local: IpAddr, remote: IpAddr, filter_id: u64) -> IpsecTraffic0 {
     }
 }
 
-fn gcm_bundle(spi: u32, key: &[u8]) -> IpsecSaBundle0 {
+type MakeBundle = fn(u32, &[u8], FwpIpVersion) -> IpsecSaBundle0;
+
+fn ah_sa(spi: u32, key: &[u8]) -> IpsecSa0 {
+    IpsecSa0 {
+        spi,
+        sa_transform: IpsecSaTransform::Ah(IpsecSaAuthInformation0 {
+            auth_transform: IpsecAuthTransform0 {
+                auth_transform_id: IPSEC_AUTH_TRANSFORM_ID_HMAC_SHA_1_96,
+                crypto_module_id: None,
+            },
+            auth_key: Key::new(key),
+        }),
+    }
+}
+
+fn ah_bundle(spi: u32, key: &[u8], v: FwpIpVersion) -> IpsecSaBundle0 {
+    IpsecSaBundle0 {
+        sa_list: vec![ah_sa(spi, key)],
+        ip_version: v,
+        ..Default::default()
+    }
+}
+
+fn esp_ah_bundle(spi: u32, key: &[u8], v: FwpIpVersion) -> IpsecSaBundle0 {
+    let mut b = gcm_bundle_v(spi, key, v);
+    b.sa_list.push(ah_sa(spi, key));
+    b
+}
+
+fn gcm_bundle_v(spi: u32, key: &[u8], v: FwpIpVersion) -> IpsecSaBundle0 {
     let k = Key::new(key);
     IpsecSaBundle0 {
         sa_list: vec![IpsecSa0 {
@@ -378,7 +451,7 @@ fn gcm_bundle(spi: u32, key: &[u8]) -> IpsecSaBundle0 {
                 },
             }),
         }],
-        ip_version: FWP_IP_VERSION_V4,
+        ip_version: v,
         ..Default::default()
     }
 }
@@ -440,7 +513,7 @@ impl Host {
         let id = bfe.ipsec_sa_context_create0(self.h, &t, None).unwrap();
         let g = IpsecGetSpi0 {
             inbound_ipsec_traffic: traffic(self.local, self.remote, self.filters.0),
-            ip_version: FWP_IP_VERSION_V4,
+            ip_version: version(self.local),
             inbound_udp_encapsulation: None,
             rng_crypto_module_id: None,
         };
@@ -459,24 +532,36 @@ struct World {
 
 /// The Manual SA sequence on both hosts (SPIs and keys exchanged out of band).
 fn manual_sa(a: &mut Host, b: &mut Host) -> (u64, u64) {
+    manual_sa_with(a, b, gcm_bundle_v, &KEY_A_IN, &KEY_B_IN)
+}
+
+/// [`manual_sa`] with a bundle shape and keys of choice.
+fn manual_sa_with(
+    a: &mut Host,
+    b: &mut Host,
+    make: MakeBundle,
+    key_a: &[u8],
+    key_b: &[u8],
+) -> (u64, u64) {
+    let v = version(a.local);
     let (ida, spi_a) = a.create_and_get_spi();
     let (idb, spi_b) = b.create_and_get_spi();
     let (ha, hb) = (a.h, b.h);
     a.stack
         .bfe_mut()
-        .ipsec_sa_context_add_inbound0(ha, ida, &gcm_bundle(spi_a, &KEY_A_IN))
+        .ipsec_sa_context_add_inbound0(ha, ida, &make(spi_a, key_a, v))
         .unwrap();
     b.stack
         .bfe_mut()
-        .ipsec_sa_context_add_inbound0(hb, idb, &gcm_bundle(spi_b, &KEY_B_IN))
+        .ipsec_sa_context_add_inbound0(hb, idb, &make(spi_b, key_b, v))
         .unwrap();
     a.stack
         .bfe_mut()
-        .ipsec_sa_context_add_outbound0(ha, ida, &gcm_bundle(spi_b, &KEY_B_IN))
+        .ipsec_sa_context_add_outbound0(ha, ida, &make(spi_b, key_b, v))
         .unwrap();
     b.stack
         .bfe_mut()
-        .ipsec_sa_context_add_outbound0(hb, idb, &gcm_bundle(spi_a, &KEY_A_IN))
+        .ipsec_sa_context_add_outbound0(hb, idb, &make(spi_a, key_a, v))
         .unwrap();
     (ida, idb)
 }
@@ -881,4 +966,407 @@ fn blocked_and_no_sa_outbound_drops() {
     // Errors for bad API arguments.
     assert!(a.stack.send_ip(Duration::ZERO, &[1, 2, 3]).is_err());
     assert!(a.stack.send_udp(Duration::ZERO, s, d, &[0; 4000]).is_err());
+}
+
+// ------------------------------------------------------------------ more scenarios
+
+fn send_b(w: &mut World, payload: &[u8]) -> SendDisposition {
+    let (d, s) = w.sa();
+    w.b.stack.send_udp(w.now, s, d, payload).unwrap()
+}
+
+#[test]
+fn ipv6_udp_and_icmpv6_echo_are_protected() {
+    const A6: &str = "2001:db8::1";
+    const B6: &str = "2001:db8::2";
+    for offload in [true, false] {
+        let mut a = Host::new(11, A6, B6, MAC_A, MAC_B, offload, 8);
+        let mut b = Host::new(12, B6, A6, MAC_B, MAC_A, offload, 8);
+        let (ida, idb) = manual_sa(&mut a, &mut b);
+        let mut w = World {
+            a,
+            b,
+            ida,
+            _idb: idb,
+            now: Duration::ZERO,
+        };
+        w.poll();
+        let d = w.send_a(b"v6 datagram");
+        assert!(matches!(d, SendDisposition::Protected { seq: 1, .. }));
+        let frames = w.pump();
+        assert_eq!(&frames[0][12..14], &[0x86, 0xDD]);
+        assert_eq!(frames[0][14 + 6], 50, "ESP next header");
+        assert_eq!(recv_all(&mut w.b.stack), vec![b"v6 datagram".to_vec()]);
+        // ICMPv6 is not exempt: the echo and its reply cross protected.
+        let d = w.a.stack.ping(w.now, w.b.local, 9, 3, b"ping6").unwrap();
+        assert!(matches!(d, SendDisposition::Protected { .. }));
+        w.pump();
+        let r = w.a.stack.recv_echo_reply().unwrap();
+        assert_eq!((r.src, r.id, r.seq, r.secure), (w.b.local, 9, 3, true));
+        assert_eq!(w.b.stack.statistics().inbound.echo_replies_sent, 1);
+        let drops =
+            w.b.stack
+                .ipsec_get_statistics1()
+                .aggregate_drop_packet_statistics;
+        assert_eq!(drops.total_drop_packets_inbound, 0);
+    }
+}
+
+#[test]
+fn ah_and_esp_plus_ah_bundles() {
+    for (make, proto) in [(ah_bundle as MakeBundle, 51u8), (esp_ah_bundle, 51)] {
+        for offload in [true, false] {
+            let mut a = Host::new(13, A, B, MAC_A, MAC_B, offload, 8);
+            let mut b = Host::new(14, B, A, MAC_B, MAC_A, offload, 8);
+            let (ida, idb) = manual_sa_with(&mut a, &mut b, make, &KEY_A_IN, &KEY_B_IN);
+            let mut w = World {
+                a,
+                b,
+                ida,
+                _idb: idb,
+                now: Duration::ZERO,
+            };
+            w.poll();
+            let st = w.a.stack.sa_offload_state(ida).unwrap();
+            let want = if offload {
+                SaOffloadState::Offloaded
+            } else {
+                SaOffloadState::Software
+            };
+            assert_eq!(st.outbound, Some(want));
+            w.send_a(b"authenticated");
+            let frames = w.pump();
+            assert_eq!(frames[0][14 + 9], proto, "AH outermost");
+            assert_eq!(recv_all(&mut w.b.stack), vec![b"authenticated".to_vec()]);
+            let tr = w.b.stack.ipsec_get_statistics1().inbound_traffic_statistics;
+            assert!(tr.authenticated_ah_byte_count > 0);
+            // Tampering with the AH-covered payload is detected.
+            w.send_a(b"again");
+            w.poll();
+            let mut f = w.a.nic.take_wire().remove(0);
+            let last = f.len() - 1;
+            f[last] ^= 1;
+            w.b.nic.deliver(&f);
+            w.poll();
+            assert_eq!(recv_all(&mut w.b.stack).len(), 0);
+            let d =
+                w.b.stack
+                    .ipsec_get_statistics1()
+                    .aggregate_drop_packet_statistics;
+            assert_eq!(d.authentication_failures_on_inbound, 1);
+        }
+    }
+}
+
+#[test]
+fn sequence_number_exhaustion_ends_the_sa() {
+    for offload in [true, false] {
+        let mut w = World::new(offload, 8, 8);
+        let last = u64::from(u32::MAX);
+        assert!(w.a.stack.set_outbound_next_seq(w.ida, last - 1));
+        assert_eq!(w.a.stack.outbound_next_seq(w.ida), Some(last - 1));
+        for want in [last - 1, last] {
+            let d = w.send_a(b"late");
+            assert!(matches!(d, SendDisposition::Protected { seq, .. } if seq == want));
+        }
+        w.pump();
+        assert_eq!(recv_all(&mut w.b.stack).len(), 2);
+        assert_eq!(w.send_a(b"overflow"), SendDisposition::Dropped);
+        assert_eq!(w.a.stack.statistics().outbound.seq_overflow, 1);
+        // The context expired: outbound gone (DELETE_SA when offloaded), later sends find no SA.
+        w.poll();
+        assert_eq!(w.a.stack.outbound_next_seq(w.ida), None);
+        assert_eq!(w.send_a(b"after"), SendDisposition::Dropped);
+        assert_eq!(w.a.stack.statistics().outbound.no_sa, 1);
+        assert_eq!(w.a.nic.offloaded(), usize::from(offload));
+        assert!(w.a.stack.free_buffers() >= 31);
+    }
+}
+
+#[test]
+fn external_stack_sends_and_receives_raw_ip() {
+    let mut w = World::new(true, 8, 8);
+    w.b.stack.set_external(true);
+    w.send_a(b"to the external stack");
+    w.pump();
+    let mut pkt = Vec::new();
+    assert!(w.b.stack.take_delivered_ip(&mut pkt));
+    assert_eq!(pkt[0] >> 4, 4);
+    assert_eq!(pkt[9], 17, "the whole UDP packet, decrypted");
+    assert!(pkt.ends_with(b"to the external stack"));
+    assert!(!w.b.stack.take_delivered_ip(&mut pkt));
+    // An echo request goes up too and is not answered by the stack.
+    w.a.stack.ping(w.now, w.b.local, 1, 1, b"p").unwrap();
+    w.pump();
+    assert!(w.b.stack.take_delivered_ip(&mut pkt));
+    assert_eq!(pkt[9], 1);
+    assert_eq!(w.b.stack.statistics().inbound.echo_replies_sent, 0);
+    // The external stack answers with a raw IP packet: protected by B's SA.
+    let mut raw = [0u8; 128];
+    let n = transport::stack::packet::build_udp(
+        &mut raw,
+        SocketAddr::new(w.b.local, 6000),
+        SocketAddr::new(w.a.local, 5000),
+        b"raw reply",
+    )
+    .unwrap();
+    let d = w.b.stack.send_ip(w.now, &raw[..n]).unwrap();
+    assert!(matches!(d, SendDisposition::Protected { .. }));
+    w.pump();
+    assert_eq!(recv_all(&mut w.a.stack), vec![b"raw reply".to_vec()]);
+}
+
+#[test]
+fn rekey_make_before_break_loses_nothing() {
+    let mut w = World::new(true, 8, 8);
+    w.send_a(b"one");
+    w.pump();
+    // In flight on the old SA: sent, not yet delivered.
+    w.send_a(b"old sa");
+    w.poll();
+    let in_flight = w.a.nic.take_wire();
+    let (new_a, _new_b) =
+        manual_sa_with(&mut w.a, &mut w.b, gcm_bundle_v, &[0x5A; 20], &[0x6B; 20]);
+    w.poll();
+    let d = w.send_a(b"new sa");
+    assert!(
+        matches!(d, SendDisposition::Protected { sa_context, seq: 1, offloaded: true } if sa_context == new_a)
+    );
+    let new_frames = {
+        w.poll();
+        w.a.nic.take_wire()
+    };
+    // The new frame arrives first, the old one after it: both delivered.
+    for f in new_frames.iter().chain(&in_flight) {
+        w.b.nic.deliver(f);
+    }
+    w.poll();
+    assert_eq!(
+        recv_all(&mut w.b.stack),
+        vec![b"one".to_vec(), b"new sa".to_vec(), b"old sa".to_vec()]
+    );
+    let agg = w.a.stack.ipsec_get_statistics1().aggregate_sa_statistics;
+    assert_eq!(agg.successful_rekeys, 1);
+    assert_eq!(agg.active_sas, 4);
+    let drops =
+        w.b.stack
+            .ipsec_get_statistics1()
+            .aggregate_drop_packet_statistics;
+    assert_eq!(drops.total_drop_packets_inbound, 0);
+}
+
+#[test]
+fn update_keeps_counters_and_offload_unless_parameters_change() {
+    let mut w = World::new(true, 8, 8);
+    for _ in 0..3 {
+        w.send_a(b"x");
+    }
+    w.pump();
+    assert_eq!(recv_all(&mut w.b.stack).len(), 3);
+    let adds = w.a.nic.st.lock().unwrap().adds;
+    // Flags only: nothing rebuilt.
+    let h = w.a.h;
+    let mut ctx =
+        w.a.stack
+            .bfe_mut()
+            .ipsec_sa_context_get_by_id1(h, w.ida)
+            .unwrap();
+    if let Some(o) = &mut ctx.outbound_sa {
+        o.sa_bundle.flags = IPSEC_SA_BUNDLE_FLAG_ASSUME_UDP_CONTEXT_OUTBOUND;
+    }
+    ctx.inbound_sa = None;
+    w.a.stack
+        .bfe_mut()
+        .ipsec_sa_context_update0(h, IPSEC_SA_BUNDLE_UPDATE_FLAGS, &ctx)
+        .unwrap();
+    w.poll();
+    assert_eq!(w.a.stack.outbound_next_seq(w.ida), Some(4));
+    assert_eq!(w.a.nic.st.lock().unwrap().adds, adds, "no new ADD_SA");
+    let d = w.send_a(b"after update");
+    assert!(matches!(
+        d,
+        SendDisposition::Protected {
+            seq: 4,
+            offloaded: true,
+            ..
+        }
+    ));
+    // UDP encapsulation changes the bundle: rebuilt, DELETE_SA + re-offer, counter carried.
+    let mut ctx =
+        w.a.stack
+            .bfe_mut()
+            .ipsec_sa_context_get_by_id1(h, w.ida)
+            .unwrap();
+    if let Some(o) = &mut ctx.outbound_sa {
+        o.udp_encapsulation = Some(IpsecV4UdpEncapsulation0 {
+            local_udp_encap_port: 4500,
+            remote_udp_encap_port: 4500,
+        });
+    }
+    ctx.inbound_sa = None;
+    w.a.stack
+        .bfe_mut()
+        .ipsec_sa_context_update0(h, IPSEC_SA_DETAILS_UPDATE_UDP_ENCAPSULATION, &ctx)
+        .unwrap();
+    w.poll();
+    assert_eq!(w.a.stack.outbound_next_seq(w.ida), Some(5), "not reset");
+    let st = w.a.nic.st.lock().unwrap();
+    assert_eq!(st.deletes.len(), 1);
+    drop(st);
+    let d = w.send_a(b"encapsulated");
+    assert!(matches!(d, SendDisposition::Protected { seq: 5, .. }));
+    w.poll();
+    let f = w.a.nic.take_wire();
+    let f = f.last().unwrap();
+    assert_eq!(f[14 + 9], 17, "UDP");
+    assert_eq!(&f[14 + 22..14 + 24], &4500u16.to_be_bytes());
+    let agg = w.a.stack.ipsec_get_statistics1().aggregate_sa_statistics;
+    assert_eq!(agg.total_sas_added, 2, "updates are not additions");
+    // B's replay window was not reset by an update on B either.
+    let hb = w.b.h;
+    let idb = w._idb;
+    let high = w.b.stack.inbound_highest_seq(idb);
+    let mut ctx =
+        w.b.stack
+            .bfe_mut()
+            .ipsec_sa_context_get_by_id1(hb, idb)
+            .unwrap();
+    if let Some(i) = &mut ctx.inbound_sa {
+        i.sa_bundle.flags = IPSEC_SA_BUNDLE_FLAG_ASSUME_UDP_CONTEXT_OUTBOUND;
+    }
+    ctx.outbound_sa = None;
+    let r =
+        w.b.stack
+            .bfe_mut()
+            .ipsec_sa_context_update0(hb, IPSEC_SA_BUNDLE_UPDATE_FLAGS, &ctx);
+    assert_eq!(r, Ok(()));
+    w.poll();
+    assert_eq!(w.b.stack.inbound_highest_seq(idb), high);
+    assert_eq!(high, Some(3));
+}
+
+#[test]
+fn udp_encapsulated_esp_uses_the_udpesp_oids() {
+    let mut a = Host::new(21, A, B, MAC_A, MAC_B, true, 8);
+    let mut b = Host::new(22, B, A, MAC_B, MAC_A, true, 8);
+    a.nic.st.lock().unwrap().udp_esp_flags = 1;
+    // Capabilities are read at creation: recreate A's stack view through a config indication.
+    let mut c = caps(8);
+    c.ipsec_v1.udp_esp_flags = 1;
+    let bytes = c.to_bytes();
+    a.stack
+        .protocol_handle()
+        .status_indication(&oid::StatusIndication {
+            status: NdisStatus::TASK_OFFLOAD_CURRENT_CONFIG,
+            buffer: &bytes,
+        });
+    a.stack.poll(Duration::ZERO);
+    let (ida, idb) = manual_sa(&mut a, &mut b);
+    let mut w = World {
+        a,
+        b,
+        ida,
+        _idb: idb,
+        now: Duration::ZERO,
+    };
+    w.poll();
+    let h = w.a.h;
+    let mut ctx =
+        w.a.stack
+            .bfe_mut()
+            .ipsec_sa_context_get_by_id1(h, ida)
+            .unwrap();
+    if let Some(o) = &mut ctx.outbound_sa {
+        o.udp_encapsulation = Some(IpsecV4UdpEncapsulation0 {
+            local_udp_encap_port: 4500,
+            remote_udp_encap_port: 4500,
+        });
+    }
+    ctx.inbound_sa = None;
+    w.a.stack
+        .bfe_mut()
+        .ipsec_sa_context_update0(h, IPSEC_SA_DETAILS_UPDATE_UDP_ENCAPSULATION, &ctx)
+        .unwrap();
+    w.poll();
+    assert!(
+        w.a.nic
+            .st
+            .lock()
+            .unwrap()
+            .oids
+            .contains(&Oid::TCP_TASK_IPSEC_ADD_UDPESP_SA)
+    );
+    let d = w.send_a(b"nat-t");
+    assert!(matches!(
+        d,
+        SendDisposition::Protected {
+            offloaded: true,
+            ..
+        }
+    ));
+    w.poll();
+    let f = w.a.nic.take_wire().remove(0);
+    assert_eq!(f[14 + 9], 17);
+    assert_eq!(&f[14 + 22..14 + 24], &4500u16.to_be_bytes());
+    w.a.stack
+        .bfe_mut()
+        .ipsec_sa_context_delete_by_id0(h, ida)
+        .unwrap();
+    w.poll();
+    assert!(
+        w.a.nic
+            .st
+            .lock()
+            .unwrap()
+            .oids
+            .contains(&Oid::TCP_TASK_IPSEC_DELETE_UDPESP_SA)
+    );
+    assert_eq!(w.a.nic.offloaded(), 0);
+}
+
+#[test]
+fn config_indication_or_set_offload_false_keeps_new_sas_in_software() {
+    for via_indication in [true, false] {
+        let mut w = World::new(true, 8, 8);
+        if via_indication {
+            let mut c = caps(8);
+            c.ipsec_v1.esp.send = false;
+            c.ipsec_v1.esp.receive = false;
+            c.ipsec_v1.ah.send = false;
+            c.ipsec_v1.ah.receive = false;
+            let bytes = c.to_bytes();
+            w.a.stack
+                .protocol_handle()
+                .status_indication(&oid::StatusIndication {
+                    status: NdisStatus::TASK_OFFLOAD_CURRENT_CONFIG,
+                    buffer: &bytes,
+                });
+        } else {
+            w.a.stack.set_offload(false);
+        }
+        w.poll();
+        // Existing offloaded bundles stay; a new context stays in software.
+        let old = w.a.stack.sa_offload_state(w.ida).unwrap();
+        assert_eq!(old.outbound, Some(SaOffloadState::Offloaded));
+        let adds = w.a.nic.st.lock().unwrap().adds;
+        let (new_a, _) = manual_sa_with(&mut w.a, &mut w.b, gcm_bundle_v, &[0x11; 20], &[0x22; 20]);
+        w.poll();
+        let st = w.a.stack.sa_offload_state(new_a).unwrap();
+        assert_eq!(
+            (st.inbound, st.outbound),
+            (
+                Some(SaOffloadState::Software),
+                Some(SaOffloadState::Software)
+            )
+        );
+        assert_eq!(w.a.nic.st.lock().unwrap().adds, adds);
+        let d = w.send_a(b"still flows");
+        assert!(
+            matches!(d, SendDisposition::Protected { offloaded: false, sa_context, .. } if sa_context == new_a)
+        );
+        send_b(&mut w, b"back");
+        w.pump();
+        assert_eq!(recv_all(&mut w.b.stack), vec![b"still flows".to_vec()]);
+        assert_eq!(recv_all(&mut w.a.stack), vec![b"back".to_vec()]);
+    }
 }

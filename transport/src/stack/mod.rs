@@ -573,13 +573,7 @@ impl HostStack {
         match ev {
             SaEvent::InboundAdded { id } => self.install_inbound(now, id),
             SaEvent::OutboundAdded { id } => self.install_outbound(now, id),
-            SaEvent::Updated { id } => {
-                // Parameters (e.g. UDP encapsulation) may have changed: rebuild both bundles.
-                self.remove_inbound(id, false);
-                self.remove_outbound(id, false);
-                self.install_inbound(now, id);
-                self.install_outbound(now, id);
-            }
+            SaEvent::Updated { id } => self.update_context(now, id),
             SaEvent::OutboundRemoved { id } => {
                 self.remove_outbound(id, true);
             }
@@ -592,7 +586,95 @@ impl HostStack {
         }
     }
 
+    /// `SaEvent::Updated`: a direction whose parameters (keys, algorithms, SPI, UDP
+    /// encapsulation...) are unchanged is left alone (bundle, counters, replay window and
+    /// NIC offload untouched); a changed one is rebuilt (its NIC SA deleted and re-offered),
+    /// carrying the sequence counters / replay windows over when the SPI stays the same.
+    fn update_context(&mut self, now: Duration, id: u64) {
+        let ctx = self.bfe.sa_context(id);
+        let (new_in, new_out) = (
+            ctx.and_then(|c| c.inbound()),
+            ctx.and_then(|c| c.outbound()),
+        );
+        let cur = self.sas.get(&id);
+        let same_in = match (cur.and_then(|c| c.inbound.as_ref()), new_in) {
+            (Some(old), Some(new)) => old.params.as_slice() == new,
+            (None, None) => true,
+            _ => false,
+        };
+        let same_out = match (cur.and_then(|c| c.outbound.as_ref()), new_out) {
+            (Some(old), Some(new)) => old.params.as_slice() == new,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same_in {
+            let old = self.remove_inbound(id, false);
+            self.install_inbound_counted(now, id, false);
+            if let (Some(old), Some(new)) =
+                (old, self.sas.get_mut(&id).and_then(|c| c.inbound.as_mut()))
+                && old.spi == new.spi
+            {
+                new.esp_replay = old.esp_replay;
+                new.ah_replay = old.ah_replay;
+            }
+        }
+        if !same_out {
+            let old = self.remove_outbound(id, false);
+            self.install_outbound_counted(now, id, false);
+            if let (Some(old), Some(new)) =
+                (old, self.sas.get_mut(&id).and_then(|c| c.outbound.as_mut()))
+                && old.params.first().map(|p| p.spi) == new.params.first().map(|p| p.spi)
+            {
+                new.esp_seq = old.esp_seq;
+                new.ah_seq = old.ah_seq;
+            }
+        }
+    }
+
+    /// Set the next outbound sequence number of SA context `id`'s outbound bundle (ESP and
+    /// AH counters alike; 0 is treated as 1). For restoring a migrated SA and for testing
+    /// sequence-number exhaustion. False when the context has no outbound bundle here.
+    pub fn set_outbound_next_seq(&mut self, id: u64, next: u64) -> bool {
+        let Some(sa) = self.sas.get_mut(&id).and_then(|c| c.outbound.as_mut()) else {
+            return false;
+        };
+        let esn = |p: Protocol| sa.params.iter().any(|x| x.protocol == p && x.esn);
+        sa.esp_seq = SeqCounter::new(esn(Protocol::Esp), next);
+        sa.ah_seq = SeqCounter::new(esn(Protocol::Ah), next);
+        true
+    }
+
+    /// The next outbound sequence number of SA context `id` (ESP, or AH for an AH-only
+    /// bundle); `None` without an outbound bundle.
+    pub fn outbound_next_seq(&self, id: u64) -> Option<u64> {
+        let sa = self.sas.get(&id)?.outbound.as_ref()?;
+        Some(if sa.has_esp {
+            sa.esp_seq.peek()
+        } else {
+            sa.ah_seq.peek()
+        })
+    }
+
+    /// The highest sequence number accepted on SA context `id`'s inbound bundle (ESP, or AH
+    /// for an AH-only bundle); `None` without an inbound bundle.
+    pub fn inbound_highest_seq(&self, id: u64) -> Option<u64> {
+        let sa = self.sas.get(&id)?.inbound.as_ref()?;
+        Some(if sa.has_esp {
+            sa.esp_replay.highest()
+        } else {
+            sa.ah_replay.highest()
+        })
+    }
+
     fn install_inbound(&mut self, now: Duration, id: u64) {
+        self.install_inbound_counted(now, id, true);
+    }
+
+    fn install_outbound(&mut self, now: Duration, id: u64) {
+        self.install_outbound_counted(now, id, true);
+    }
+
+    fn install_inbound_counted(&mut self, now: Duration, id: u64, count: bool) {
         let Some(params) = self
             .bfe
             .sa_context(id)
@@ -640,11 +722,13 @@ impl HostStack {
         };
         self.by_spi.insert(spi, id);
         self.sas.entry(id).or_default().inbound = Some(sa);
-        inc32(&mut self.stats.ipsec.aggregate_sa_statistics.total_sas_added);
+        if count {
+            inc32(&mut self.stats.ipsec.aggregate_sa_statistics.total_sas_added);
+        }
         self.try_offload(now, id, true);
     }
 
-    fn install_outbound(&mut self, now: Duration, id: u64) {
+    fn install_outbound_counted(&mut self, now: Duration, id: u64, count: bool) {
         let Some(params) = self
             .bfe
             .sa_context(id)
@@ -676,7 +760,7 @@ impl HostStack {
                     .sa_context(*other)
                     .is_some_and(|x| x.traffic().ipsec_filter_id == filter_id)
         });
-        if rekey {
+        if rekey && count {
             inc32(&mut self.stats.ipsec.aggregate_sa_statistics.successful_rekeys);
         }
         let sa = OutSa {
@@ -698,14 +782,15 @@ impl HostStack {
             traffic,
         };
         self.sas.entry(id).or_default().outbound = Some(sa);
-        inc32(&mut self.stats.ipsec.aggregate_sa_statistics.total_sas_added);
+        if count {
+            inc32(&mut self.stats.ipsec.aggregate_sa_statistics.total_sas_added);
+        }
         self.try_offload(now, id, false);
     }
 
-    fn remove_inbound(&mut self, id: u64, count: bool) {
-        let Some(sa) = self.sas.get_mut(&id).and_then(|c| c.inbound.take()) else {
-            return;
-        };
+    /// Remove the inbound bundle (DELETE_SA if offloaded); returns it (keys zeroize on drop).
+    fn remove_inbound(&mut self, id: u64, count: bool) -> Option<InSa> {
+        let sa = self.sas.get_mut(&id).and_then(|c| c.inbound.take())?;
         if self.by_spi.get(&sa.spi) == Some(&id) {
             self.by_spi.remove(&sa.spi);
         }
@@ -715,19 +800,20 @@ impl HostStack {
         if sa.slot.state == SaOffloadState::Offloaded {
             self.delete_sa(sa.slot.handle, sa.slot.udp);
         }
-        // `sa.params` keys are zeroized when dropped here (ipsec::Key zeroizes on drop).
+        // `sa.params` keys are zeroized when dropped (ipsec::Key zeroizes on drop).
+        Some(sa)
     }
 
-    fn remove_outbound(&mut self, id: u64, count: bool) {
-        let Some(sa) = self.sas.get_mut(&id).and_then(|c| c.outbound.take()) else {
-            return;
-        };
+    /// Remove the outbound bundle (DELETE_SA if offloaded); returns it.
+    fn remove_outbound(&mut self, id: u64, count: bool) -> Option<OutSa> {
+        let sa = self.sas.get_mut(&id).and_then(|c| c.outbound.take())?;
         if count {
             inc32(&mut self.stats.ipsec.aggregate_sa_statistics.total_sas_deleted);
         }
         if sa.slot.state == SaOffloadState::Offloaded {
             self.delete_sa(sa.slot.handle, sa.slot.udp);
         }
+        Some(sa)
     }
 
     /// DELETE_SA / DELETE_UDPESP_SA; frees a capacity slot and retries refused bundles.
