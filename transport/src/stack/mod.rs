@@ -65,6 +65,32 @@
 //! - `SeqCounter` exhaustion expires the context (outbound removed at once, inbound kept for
 //!   the grace period, as `IPsecSaContextExpire0` does).
 //! - Inbound SA lookups use this module's SPI → context map (O(1)), never the Bfe's scan.
+//! - Events are taken from the Bfe with [`Bfe::take_events`] into a reused buffer (never
+//!   lost, no allocation per event); handling one may queue more, so the loop runs until
+//!   the queue is empty. Retry and `SaDeleteReq` bookkeeping reuse buffers too.
+//! - `SaEvent::Updated` rebuilds only a direction whose `SaParams` changed (keys,
+//!   algorithms, SPI, mode, tunnel, ESN, UDP encapsulation). An unchanged direction keeps its
+//!   bundle, sequence counters, replay window and NIC offload (a flags-only update changes
+//!   nothing on the data path). A changed one is DELETE_SA'd and re-offered; when its SPI is
+//!   unchanged its sequence counters (outbound) / replay windows (inbound) are carried over,
+//!   so an update never makes a sequence number repeat nor re-opens the replay window.
+//!   Updates count neither `totalSasAdded` nor `successfulRekeys`.
+//! - Rekey (make before break): a second SA context for the same IPsec filter and address
+//!   pair. Outbound switches to it at once (the newest complete context wins,
+//!   [`Bfe::outbound_sa_context`]); the old context's inbound SA keeps receiving (its SPI
+//!   stays in the map) until the old context is deleted or expires. `successfulRekeys`
+//!   counts each outbound bundle installed while another context already serves that
+//!   filter and pair.
+//! - Sequence numbers start at 1; [`HostStack::set_outbound_next_seq`] sets the next one
+//!   (restoring a migrated SA, testing exhaustion). The send that finds the counter
+//!   exhausted is dropped as `seq_overflow` and expires the context; later sends for that
+//!   traffic find no outbound SA (`no_sa`) until a new context is added.
+//! - UDP-encapsulated ESP is offered with `OID_TCP_TASK_IPSEC_ADD_UDPESP_SA` and removed
+//!   with `OID_TCP_TASK_IPSEC_DELETE_UDPESP_SA` (only when the NIC advertises
+//!   `UdpEsp` support); the frames carry the UDP header (port 4500 with IKE encapsulation).
+//! - A `TASK_OFFLOAD_CURRENT_CONFIG` indication turning IPsec offload off, or
+//!   [`HostStack::set_offload`]`(false)`, keeps new bundles in software; bundles already on
+//!   the NIC stay there until deleted.
 //! - Frames are processed in the poll that drains them; nothing is retained from a received
 //!   buffer after it is returned.
 
@@ -315,6 +341,7 @@ pub struct HostStack {
     oid_buf: Vec<u8>,
     delivered: VecDeque<(Delivered, Nbl)>,
     events: Vec<SaEvent>,
+    retry_todo: Vec<(u64, bool)>,
     external: bool,
     stats: StackStatistics,
     now: Duration,
@@ -385,6 +412,7 @@ impl HostStack {
             oid_buf: vec![0; ADD_SA_BUF_LEN],
             delivered: VecDeque::with_capacity(n),
             events: Vec::with_capacity(16),
+            retry_todo: Vec::with_capacity(16),
             external: false,
             stats: StackStatistics::default(),
             now: Duration::ZERO,
@@ -843,7 +871,9 @@ impl HostStack {
     }
 
     fn retry_offloads(&mut self, now: Duration) {
-        let mut todo: Vec<(u64, bool)> = Vec::new();
+        // A reused buffer: no allocation once it has grown to the number of bundles.
+        let mut todo = core::mem::take(&mut self.retry_todo);
+        todo.clear();
         for (id, c) in &self.sas {
             if let Some(i) = &c.inbound
                 && Self::retryable(&i.slot, now)
@@ -857,9 +887,10 @@ impl HostStack {
             }
         }
         todo.sort_unstable();
-        for (id, inbound) in todo {
+        for &(id, inbound) in &todo {
             self.try_offload(now, id, inbound);
         }
+        self.retry_todo = todo;
     }
 
     fn retryable(slot: &OffloadSlot, now: Duration) -> bool {
@@ -974,15 +1005,17 @@ impl HostStack {
         let Some(&id) = self.by_spi.get(&spi) else {
             return;
         };
-        let mut deletes = Vec::new();
+        // At most two bundles (inbound and outbound): a fixed array, no allocation.
+        let mut deletes = [None; 2];
         if let Some(c) = self.sas.get_mut(&id) {
             let slots = [
                 c.inbound.as_mut().map(|s| &mut s.slot),
                 c.outbound.as_mut().map(|s| &mut s.slot),
             ];
-            for slot in slots.into_iter().flatten() {
+            for (slot, del) in slots.into_iter().zip(deletes.iter_mut()) {
+                let Some(slot) = slot else { continue };
                 if slot.state == SaOffloadState::Offloaded {
-                    deletes.push((slot.handle, slot.udp));
+                    *del = Some((slot.handle, slot.udp));
                 }
                 if slot.state != SaOffloadState::Software {
                     slot.state = SaOffloadState::DeleteRequested;
@@ -991,7 +1024,7 @@ impl HostStack {
                 }
             }
         }
-        for (h, udp) in deletes {
+        for (h, udp) in deletes.into_iter().flatten() {
             self.delete_sa(h, udp);
         }
     }
