@@ -225,3 +225,148 @@ pub(crate) fn capacity(caps: &OffloadCapabilities) -> usize {
         usize::try_from(v.sa_offload_capacity).unwrap_or(usize::MAX)
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use ipsec::{Key, UdpEncap};
+    use oid::{IpsecV1Capabilities, IpsecV1EspCapabilities, IpsecV2Capabilities, KeyOrder};
+
+    fn gcm(spi: u32) -> SaParams {
+        SaParams {
+            spi,
+            protocol: Protocol::Esp,
+            mode: Mode::Transport,
+            encryption: Encryption::AesGcm128,
+            encryption_key: Key::new(&[0x11; 20]),
+            integrity: Integrity::None,
+            integrity_key: Key::empty(),
+            esn: false,
+            tunnel: None,
+            udp_encap: None,
+        }
+    }
+
+    fn traffic() -> Traffic {
+        Traffic {
+            local: "192.0.2.1".parse().unwrap(),
+            remote: "192.0.2.2".parse().unwrap(),
+            protocol: 17,
+            local_port: 5000,
+            remote_port: 6000,
+        }
+    }
+
+    fn esp_caps() -> OffloadCapabilities {
+        OffloadCapabilities {
+            ipsec_v1: IpsecV1Capabilities {
+                esp: IpsecV1EspCapabilities {
+                    transport: true,
+                    send: true,
+                    receive: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            ipsec_v2: Some(IpsecV2Capabilities {
+                esp: true,
+                encryption_algorithms: ConfAlgorithm::AesGcm128.v2_identifier(),
+                sa_offload_capacity: 4,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn transport_selectors_follow_the_direction() {
+        let out = add_sa_request(&[gcm(0x1000)], &traffic(), true).unwrap();
+        assert_eq!(out.direction, Direction::Outbound);
+        assert_eq!(out.selector.src_addr, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(out.selector.dest_addr, Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(
+            (out.selector.src_port, out.selector.dest_port),
+            (5000, 6000)
+        );
+        assert_eq!(out.selector.src_mask, Ipv4Addr::BROADCAST);
+        assert_eq!(out.selector.protocol, 17);
+        assert!(out.tunnel.is_none() && out.udp_esp.is_none());
+        let inb = add_sa_request(&[gcm(0x1000)], &traffic(), false).unwrap();
+        assert_eq!(inb.selector.src_addr, Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(
+            (inb.selector.src_port, inb.selector.dest_port),
+            (6000, 5000)
+        );
+        match &inb.sas {
+            SaBundle::Esp(e) => {
+                assert_eq!(e.spi, 0x1000);
+                assert_eq!(e.cipher, ConfAlgorithm::AesGcm128);
+                assert_eq!(e.integrity, IntegrityAlgorithm::None);
+                assert_eq!(e.cipher_key.expose(), &[0x11; 20]);
+            }
+            _ => panic!("ESP bundle expected"),
+        }
+    }
+
+    #[test]
+    fn v1_cannot_express_esn_ipv6_or_empty_bundles() {
+        let mut esn = gcm(0x1000);
+        esn.esn = true;
+        assert!(add_sa_request(&[esn], &traffic(), true).is_none());
+        let mut t6 = traffic();
+        t6.local = "2001:db8::1".parse().unwrap();
+        t6.remote = "2001:db8::2".parse().unwrap();
+        assert!(add_sa_request(&[gcm(0x1000)], &t6, true).is_none());
+        assert!(add_sa_request(&[], &traffic(), true).is_none());
+        let mut tun = gcm(0x1000);
+        tun.mode = Mode::Tunnel;
+        assert!(
+            add_sa_request(&[tun], &traffic(), true).is_none(),
+            "tunnel without ends"
+        );
+    }
+
+    #[test]
+    fn udp_encapsulation_picks_the_peer_port_outbound() {
+        let mut p = gcm(0x1000);
+        p.udp_encap = Some(UdpEncap {
+            local_port: 4500,
+            remote_port: 4501,
+        });
+        let out = add_sa_request(&[p.clone()], &traffic(), true).unwrap();
+        let u = out.udp_esp.unwrap();
+        assert_eq!((u.dst_port, u.encap_type), (4501, UdpEncapType::Other));
+        let inb = add_sa_request(&[p], &traffic(), false).unwrap();
+        assert_eq!(inb.udp_esp.unwrap().encap_type, UdpEncapType::Ike);
+    }
+
+    #[test]
+    fn capability_checks_and_key_order_round_trip() {
+        let req = add_sa_request(&[gcm(0x1000)], &traffic(), true).unwrap();
+        let caps = esp_caps();
+        assert!(advertised(&caps, &req));
+        assert!(any_enabled(&caps));
+        assert_eq!(capacity(&caps), 4);
+        let mut no_send = caps;
+        no_send.ipsec_v1.esp.send = false;
+        assert!(!advertised(&no_send, &req));
+        let mut no_gcm = caps;
+        no_gcm.ipsec_v2 = None;
+        assert!(!advertised(&no_gcm, &req));
+        assert_eq!(capacity(&no_gcm), usize::MAX);
+        let mut udp = gcm(0x1000);
+        udp.udp_encap = Some(UdpEncap {
+            local_port: 4500,
+            remote_port: 4500,
+        });
+        let ureq = add_sa_request(&[udp], &traffic(), true).unwrap();
+        assert!(!advertised(&caps, &ureq), "no UDP-ESP flags");
+        let mut buf = [0u8; 512];
+        let n = req.emit(KeyOrder::ConfidentialityFirst, &mut buf).unwrap();
+        let back =
+            AddSaRequest::parse_for(req.oid(), &buf[..n], KeyOrder::ConfidentialityFirst).unwrap();
+        assert_eq!(back.selector, req.selector);
+        assert_eq!(back.sas.esp().unwrap().cipher_key.expose(), &[0x11; 20]);
+    }
+}
