@@ -197,13 +197,8 @@ fn bug_stack_pools_empty_send_completion_buffers() {
     assert_eq!(recv_all(&mut net.b), vec![(b"second".to_vec(), true)]);
 }
 
-/// Counters of one traffic exchange.
-#[derive(Debug, PartialEq, Eq)]
-struct Exchange {
-    offloaded: (bool, bool),
-    delivered_b: usize,
-    delivered_a: usize,
-}
+/// (inbound, outbound) offloaded, per host (A, B).
+type Offloaded = ((bool, bool), (bool, bool));
 
 /// Manual SA with `o`, A sends 4 UDP datagrams to B and B 2 to A; checks delivery, the wire
 /// protocol and exact counters; returns whether each host's SA context is offloaded.
@@ -215,10 +210,7 @@ fn exchange(o: &ManualSaOptions) -> (TwoHosts, ManualSa, (bool, bool)) {
 
 /// As [`exchange`] on a topology built from `cfg`; returns (inbound, outbound) offloaded per
 /// host.
-fn exchange_with(
-    cfg: TopologyConfig,
-    o: &ManualSaOptions,
-) -> (TwoHosts, ManualSa, ((bool, bool), (bool, bool))) {
+fn exchange_with(cfg: TopologyConfig, o: &ManualSaOptions) -> (TwoHosts, ManualSa, Offloaded) {
     let mut net = TwoHosts::new(cfg).unwrap();
     let sa = manual_sa(&mut net, o).unwrap();
     net.drive().unwrap();
