@@ -135,6 +135,18 @@ fn params_of(req: &AddSaRequest) -> Vec<ipsec::SaParams> {
         SaBundle::Ah(a) => vec![ah(a)],
         SaBundle::EspThenAh(e, a) => vec![esp(e), ah(a)],
     };
+    if let Some(t) = req.tunnel {
+        let (src, dst) = (IpAddr::V4(t.src), IpAddr::V4(t.dest));
+        let (local, remote) = if req.direction == oid::Direction::Outbound {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        for p in &mut v {
+            p.mode = Mode::Tunnel;
+            p.tunnel = Some(ipsec::TunnelEndpoints { local, remote });
+        }
+    }
     if let Some(u) = req.udp_esp {
         // The NIC only rewrites the ESP part; the UDP header's ports are the stack's.
         v[0].udp_encap = Some(ipsec::UdpEncap {
@@ -463,6 +475,8 @@ struct Host {
     local: IpAddr,
     remote: IpAddr,
     filters: (u64, u64),
+    traffic_type: IpsecTrafficType,
+    inbound_udp: Option<IpsecV4UdpEncapsulation0>,
 }
 
 impl Host {
@@ -504,17 +518,99 @@ impl Host {
             local,
             remote,
             filters,
+            traffic_type: IPSEC_TRAFFIC_TYPE_TRANSPORT,
+            inbound_udp: None,
+        }
+    }
+
+    /// A tunnel-mode host: SA contexts between the tunnel endpoints `outer_*`, tunnel
+    /// callout filters (the stand-in for the tunnel policy) selecting inner traffic to/from
+    /// `inner_remote` (any inner local address, so a peer can be made to tunnel a spoofed
+    /// inner source).
+    #[allow(clippy::too_many_arguments)]
+    fn tunnel(
+        seed: u64,
+        outer: (&str, &str),
+        inner: (&str, &str),
+        mac: [u8; 6],
+        peer: [u8; 6],
+        offload: bool,
+    ) -> Self {
+        let nic = FakeNic::new(8);
+        let (local, remote) = (ip(outer.0), ip(outer.1));
+        let cfg = StackConfig {
+            mac,
+            addresses: vec![local, ip(inner.0)],
+            neighbors: vec![(remote, peer)],
+            provider: ipsec::ProviderKind::fastest(),
+            offload,
+            buffers: 32,
+            replay_window: 64,
+        };
+        let mut stack = HostStack::with_bfe(cfg, nic.clone(), Bfe::with_seed(seed)).unwrap();
+        nic.bind(stack.protocol_handle());
+        let bfe = stack.bfe_mut();
+        let session = FwpmSession0 {
+            display_data: FwpmDisplayData0::named("manual tunnel SA"),
+            ..Default::default()
+        };
+        let h = bfe
+            .fwpm_engine_open0(None, RPC_C_AUTHN_WINNT, None, Some(&session))
+            .unwrap();
+        let mut ids = Vec::new();
+        for (layer, callout) in [
+            (
+                FWPM_LAYER_INBOUND_TRANSPORT_V4,
+                FWPM_CALLOUT_IPSEC_INBOUND_TUNNEL_V4,
+            ),
+            (
+                FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
+                FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4,
+            ),
+        ] {
+            let f = FwpmFilter0 {
+                display_data: FwpmDisplayData0::named("tunnel policy"),
+                layer_key: layer,
+                sub_layer_key: FWPM_SUBLAYER_IPSEC_TUNNEL,
+                filter_condition: vec![
+                    unicast(),
+                    FwpmFilterCondition0::new(
+                        FWPM_CONDITION_IP_REMOTE_ADDRESS,
+                        FWP_MATCH_EQUAL,
+                        FwpConditionValue0::ip(ip(inner.1)),
+                    ),
+                ],
+                action: FwpmAction0 {
+                    action_type: FWP_ACTION_CALLOUT_TERMINATING,
+                    callout_key: callout,
+                },
+                ..Default::default()
+            };
+            ids.push(bfe.fwpm_filter_add0(h, &f, None).unwrap());
+        }
+        Host {
+            stack,
+            nic,
+            h,
+            local,
+            remote,
+            filters: (ids[0], ids[1]),
+            traffic_type: IPSEC_TRAFFIC_TYPE_TUNNEL,
+            inbound_udp: None,
         }
     }
 
     fn create_and_get_spi(&mut self) -> (u64, u32) {
-        let t = traffic(self.local, self.remote, self.filters.1);
+        let mut t = traffic(self.local, self.remote, self.filters.1);
+        t.traffic_type = self.traffic_type;
         let bfe = self.stack.bfe_mut();
         let id = bfe.ipsec_sa_context_create0(self.h, &t, None).unwrap();
+        let mut inbound = traffic(self.local, self.remote, self.filters.0);
+        inbound.traffic_type = self.traffic_type;
         let g = IpsecGetSpi0 {
-            inbound_ipsec_traffic: traffic(self.local, self.remote, self.filters.0),
+            inbound_ipsec_traffic: inbound,
             ip_version: version(self.local),
-            inbound_udp_encapsulation: None,
+            inbound_udp_encapsulation: self.inbound_udp,
             rng_crypto_module_id: None,
         };
         let spi = bfe.ipsec_sa_context_get_spi0(self.h, id, &g).unwrap();
@@ -1368,5 +1464,277 @@ fn config_indication_or_set_offload_false_keeps_new_sas_in_software() {
         w.pump();
         assert_eq!(recv_all(&mut w.b.stack), vec![b"still flows".to_vec()]);
         assert_eq!(recv_all(&mut w.a.stack), vec![b"back".to_vec()]);
+    }
+}
+
+// ------------------------------------------------------------------ tunnel mode
+
+const OUTER_A: &str = "203.0.113.1";
+const OUTER_B: &str = "203.0.113.2";
+const INNER_A: &str = "192.0.2.1";
+const INNER_B: &str = "192.0.2.2";
+
+fn tunnel_world(offload: bool) -> World {
+    let mut a = Host::tunnel(
+        41,
+        (OUTER_A, OUTER_B),
+        (INNER_A, INNER_B),
+        MAC_A,
+        MAC_B,
+        offload,
+    );
+    let mut b = Host::tunnel(
+        42,
+        (OUTER_B, OUTER_A),
+        (INNER_B, INNER_A),
+        MAC_B,
+        MAC_A,
+        offload,
+    );
+    let (ida, idb) = manual_sa(&mut a, &mut b);
+    let mut w = World {
+        a,
+        b,
+        ida,
+        _idb: idb,
+        now: Duration::ZERO,
+    };
+    w.poll();
+    w
+}
+
+fn inner(a: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip(a), port)
+}
+
+#[test]
+fn tunnel_mode_udp_crosses_with_outer_endpoints() {
+    let mut frames_by_mode = Vec::new();
+    for offload in [true, false] {
+        let mut w = tunnel_world(offload);
+        let p =
+            w.a.stack
+                .bfe()
+                .sa_context(w.ida)
+                .unwrap()
+                .outbound()
+                .unwrap()[0]
+                .clone();
+        assert_eq!(p.mode, Mode::Tunnel);
+        let st = w.a.stack.sa_offload_state(w.ida).unwrap();
+        let want = if offload {
+            SaOffloadState::Offloaded
+        } else {
+            SaOffloadState::Software
+        };
+        assert_eq!((st.inbound, st.outbound), (Some(want), Some(want)));
+        let payload = b"inner datagram through the tunnel";
+        let d =
+            w.a.stack
+                .send_udp(w.now, inner(INNER_A, 5000), inner(INNER_B, 6000), payload)
+                .unwrap();
+        assert!(
+            matches!(d, SendDisposition::Protected { sa_context, offloaded, seq: 1 }
+                if sa_context == w.ida && offloaded == offload),
+            "{d:?}"
+        );
+        let frames = w.pump();
+        assert_eq!(frames.len(), 1);
+        let f = &frames[0];
+        assert_eq!(&f[0..6], &MAC_B);
+        assert_eq!(f[14 + 9], 50, "outer protocol ESP");
+        assert_eq!(&f[14 + 12..14 + 16], &[203, 0, 113, 1], "outer source");
+        assert_eq!(&f[14 + 16..14 + 20], &[203, 0, 113, 2], "outer destination");
+        assert!(!f.windows(5).any(|x| x == b"inner"), "payload not in clear");
+        assert!(
+            !f[14 + 20..].windows(4).any(|x| x == [192, 0, 2, 1]),
+            "inner addresses hidden"
+        );
+        let mut buf = [0u8; 128];
+        let got = w.b.stack.recv_udp(&mut buf).unwrap();
+        assert!(got.secure);
+        assert_eq!(
+            (got.src, got.dst),
+            (inner(INNER_A, 5000), inner(INNER_B, 6000))
+        );
+        assert_eq!(&buf[..got.len], payload);
+        // B answers through its own outbound tunnel SA.
+        w.b.stack
+            .send_udp(w.now, inner(INNER_B, 6000), inner(INNER_A, 5000), b"back")
+            .unwrap();
+        w.pump();
+        let got = w.a.stack.recv_udp(&mut buf).unwrap();
+        assert_eq!((&buf[..got.len], got.secure), (&b"back"[..], true));
+        let len = (20 + 8 + payload.len()) as u64;
+        let sb = w.b.stack.ipsec_get_statistics1();
+        let ib = sb.inbound_traffic_statistics;
+        assert_eq!(ib.tunnel_byte_count, len);
+        assert_eq!(ib.transport_byte_count, 0);
+        assert_eq!(ib.offload_byte_count, if offload { len } else { 0 });
+        let ob =
+            w.a.stack
+                .ipsec_get_statistics1()
+                .outbound_traffic_statistics;
+        assert_eq!((ob.tunnel_byte_count, ob.transport_byte_count), (len, 0));
+        assert_eq!(
+            sb.aggregate_sa_statistics.offloaded_sas,
+            if offload { 2 } else { 0 }
+        );
+        assert_eq!(
+            sb.aggregate_drop_packet_statistics
+                .total_drop_packets_inbound,
+            0
+        );
+        if offload {
+            let oids = w.a.nic.st.lock().unwrap().oids.clone();
+            assert!(
+                oids.contains(&Oid::TCP_TASK_IPSEC_ADD_SA),
+                "tunnel stays on v1"
+            );
+            assert_eq!(w.b.stack.statistics().inbound.nic_processed, 1);
+        } else {
+            assert_eq!(w.b.stack.statistics().inbound.software_processed, 1);
+        }
+        frames_by_mode.push(frames);
+    }
+    assert_eq!(
+        frames_by_mode[0], frames_by_mode[1],
+        "offloaded and software tunnel frames are byte-identical"
+    );
+}
+
+/// Tunnel mode skips the transport-mode check against the SA context's addresses (they are
+/// the tunnel endpoints); instead the inner packet must select the context's tunnel filter
+/// (whose conditions are the inner selectors). A peer tunnelling a spoofed inner source is
+/// dropped as `receiveOverIncorrectSaInbound`.
+#[test]
+fn tunnel_mode_inner_selector_is_the_tunnel_filter() {
+    for offload in [true, false] {
+        let mut w = tunnel_world(offload);
+        // A's outbound tunnel filter selects any inner source towards INNER_B.
+        let d =
+            w.a.stack
+                .send_udp(
+                    w.now,
+                    inner("192.0.2.9", 5000),
+                    inner(INNER_B, 6000),
+                    b"spoof",
+                )
+                .unwrap();
+        assert!(matches!(d, SendDisposition::Protected { .. }));
+        w.pump();
+        let mut buf = [0u8; 64];
+        assert!(w.b.stack.recv_udp(&mut buf).is_none());
+        let drops =
+            w.b.stack
+                .ipsec_get_statistics1()
+                .aggregate_drop_packet_statistics;
+        assert_eq!(drops.receive_over_incorrect_sa_inbound, 1);
+        assert_eq!(drops.total_drop_packets_inbound, 1);
+        // The proper inner source still gets through afterwards.
+        w.a.stack
+            .send_udp(w.now, inner(INNER_A, 5000), inner(INNER_B, 6000), b"ok")
+            .unwrap();
+        w.pump();
+        let got = w.b.stack.recv_udp(&mut buf).unwrap();
+        assert_eq!(&buf[..got.len], b"ok");
+    }
+}
+
+// ------------------------------------------------------------------ UDP-encapsulated ESP
+
+fn set_outbound_udp(host: &mut Host, id: u64, remote_port: u16) {
+    let h = host.h;
+    let mut ctx = host
+        .stack
+        .bfe_mut()
+        .ipsec_sa_context_get_by_id1(h, id)
+        .unwrap();
+    ctx.outbound_sa.as_mut().unwrap().udp_encapsulation = Some(IpsecV4UdpEncapsulation0 {
+        local_udp_encap_port: 4500,
+        remote_udp_encap_port: remote_port,
+    });
+    ctx.inbound_sa = None;
+    host.stack
+        .bfe_mut()
+        .ipsec_sa_context_update0(h, IPSEC_SA_DETAILS_UPDATE_UDP_ENCAPSULATION, &ctx)
+        .unwrap();
+}
+
+#[test]
+fn udp_encapsulated_esp_round_trip_and_port_validation() {
+    for offload in [true, false] {
+        let mut a = Host::new(51, A, B, MAC_A, MAC_B, offload, 8);
+        let mut b = Host::new(52, B, A, MAC_B, MAC_A, offload, 8);
+        let nat_t = Some(IpsecV4UdpEncapsulation0 {
+            local_udp_encap_port: 4500,
+            remote_udp_encap_port: 4500,
+        });
+        a.inbound_udp = nat_t;
+        b.inbound_udp = nat_t;
+        let (ida, idb) = manual_sa(&mut a, &mut b);
+        set_outbound_udp(&mut a, ida, 4500);
+        set_outbound_udp(&mut b, idb, 4500);
+        let mut w = World {
+            a,
+            b,
+            ida,
+            _idb: idb,
+            now: Duration::ZERO,
+        };
+        w.poll();
+        w.send_a(b"a to b over nat-t");
+        let (s, d) = w.sa();
+        w.b.stack
+            .send_udp(w.now, d, s, b"b to a over nat-t")
+            .unwrap();
+        w.poll();
+        let (fa, fb) = (w.a.nic.take_wire(), w.b.nic.take_wire());
+        assert_eq!((fa.len(), fb.len()), (1, 1));
+        for f in fa.iter().chain(&fb) {
+            assert_eq!(f[14 + 9], 17, "UDP on the wire");
+            assert_eq!(&f[14 + 20..14 + 22], &4500u16.to_be_bytes(), "source port");
+            assert_eq!(&f[14 + 22..14 + 24], &4500u16.to_be_bytes(), "dest port");
+            assert!(!f.windows(5).any(|x| x == b"nat-t"));
+        }
+        w.b.nic.deliver(&fa[0]);
+        w.a.nic.deliver(&fb[0]);
+        w.poll();
+        assert_eq!(
+            recv_all(&mut w.b.stack),
+            vec![b"a to b over nat-t".to_vec()]
+        );
+        assert_eq!(
+            recv_all(&mut w.a.stack),
+            vec![b"b to a over nat-t".to_vec()]
+        );
+        // B's inbound SA now expects the peer's ESP on UDP port 4501 (its NAT mapping
+        // changed); A still sends to 4500, which B recognises as NAT-T (another port of
+        // its SAs) but which is not this SA's port.
+        let h = w.b.h;
+        let mut ctx =
+            w.b.stack
+                .bfe_mut()
+                .ipsec_sa_context_get_by_id1(h, idb)
+                .unwrap();
+        ctx.inbound_sa.as_mut().unwrap().udp_encapsulation = Some(IpsecV4UdpEncapsulation0 {
+            local_udp_encap_port: 4501,
+            remote_udp_encap_port: 4500,
+        });
+        ctx.outbound_sa = None;
+        w.b.stack
+            .bfe_mut()
+            .ipsec_sa_context_update0(h, IPSEC_SA_DETAILS_UPDATE_UDP_ENCAPSULATION, &ctx)
+            .unwrap();
+        w.poll();
+        w.send_a(b"to the old port");
+        w.pump();
+        assert!(recv_all(&mut w.b.stack).is_empty());
+        let drops =
+            w.b.stack
+                .ipsec_get_statistics1()
+                .aggregate_drop_packet_statistics;
+        assert_eq!(drops.udp_esp_validation_failures_on_inbound, 1);
+        assert_eq!(drops.total_drop_packets_inbound, 1);
     }
 }

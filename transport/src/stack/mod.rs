@@ -120,8 +120,10 @@ pub use stats::*;
 
 use crate::wfp::{
     Bfe, ClassifyAction, ClassifyValues, EngineHandle, FWP_DIRECTION_INBOUND,
-    FWP_DIRECTION_OUTBOUND, FWPM_LAYER_INBOUND_TRANSPORT_V4, FWPM_LAYER_INBOUND_TRANSPORT_V6,
-    FWPM_LAYER_OUTBOUND_TRANSPORT_V4, FWPM_LAYER_OUTBOUND_TRANSPORT_V6, NlAddressType, SaEvent,
+    FWP_DIRECTION_OUTBOUND, FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4,
+    FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V6, FWPM_LAYER_INBOUND_TRANSPORT_V4,
+    FWPM_LAYER_INBOUND_TRANSPORT_V6, FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
+    FWPM_LAYER_OUTBOUND_TRANSPORT_V6, NlAddressType, SaEvent,
 };
 
 /// Bytes reserved before the IP packet in every frame buffer (Ethernet + worst-case IPsec
@@ -1180,8 +1182,13 @@ impl HostStack {
                 return self.drop_out(nbl);
             }
             ClassifyAction::Permit => (t.dst, SendDisposition::Clear),
-            ClassifyAction::Callout { filter_id, .. } => {
-                match self.protect(now, &mut nbl, filter_id, &t, p.total) {
+            ClassifyAction::Callout {
+                filter_id,
+                callout_key,
+            } => {
+                let tunnel = callout_key == FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4
+                    || callout_key == FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V6;
+                match self.protect(now, &mut nbl, filter_id, tunnel, &t, p.total) {
                     Some(d) => d,
                     None => return self.drop_out(nbl),
                 }
@@ -1231,15 +1238,17 @@ impl HostStack {
         now: Duration,
         nbl: &mut Nbl,
         filter_id: u64,
+        tunnel: bool,
         t: &FiveTuple,
         inner_len: usize,
     ) -> Option<(IpAddr, SendDisposition)> {
         let _ = now;
-        let Some(id) = self
-            .bfe
-            .outbound_sa_context(filter_id, t.src, t.dst)
-            .map(|c| c.id())
-        else {
+        let ctx = if tunnel {
+            self.bfe.outbound_tunnel_sa_context(filter_id)
+        } else {
+            self.bfe.outbound_sa_context(filter_id, t.src, t.dst)
+        };
+        let Some(id) = ctx.map(|c| c.id()) else {
             self.stats.outbound.no_sa += 1;
             return None;
         };
@@ -1548,6 +1557,11 @@ impl HostStack {
                 }
                 ClassifyAction::Callout { filter_id: f, .. } if f != filter_id => {
                     return self.drop_in(|d| inc32(&mut d.secure_receives_not_matching_filters));
+                }
+                // Tunnel mode: the inner packet must select the context's (tunnel) filter,
+                // whose conditions are the inner traffic selectors.
+                ClassifyAction::Permit if tunnel => {
+                    return self.drop_in(|d| inc32(&mut d.receive_over_incorrect_sa_inbound));
                 }
                 _ => {}
             }

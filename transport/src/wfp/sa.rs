@@ -647,6 +647,21 @@ impl Bfe {
             .max_by_key(|sa| sa.id)
     }
 
+    /// The SA context to protect an outbound packet with after classification returned a
+    /// tunnel-mode [`ClassifyAction::Callout`] (`FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4/V6`)
+    /// for `filter_id`: the newest complete context of that filter, whatever the inner
+    /// addresses (the context's addresses are the tunnel endpoints; the filter id stands in
+    /// for the tunnel policy).
+    pub fn outbound_tunnel_sa_context(&self, filter_id: u64) -> Option<&SaContext> {
+        self.sa_contexts()
+            .filter(|sa| {
+                sa.state == SaContextState::Complete
+                    && sa.outbound_traffic.ipsec_filter_id == filter_id
+                    && sa.outbound_traffic.traffic_type == IPSEC_TRAFFIC_TYPE_TUNNEL
+            })
+            .max_by_key(|sa| sa.id)
+    }
+
     /// The SA context whose inbound SPI is `spi`.
     pub fn inbound_sa_context(&self, spi: u32) -> Option<&SaContext> {
         self.sa_contexts()
