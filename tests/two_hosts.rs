@@ -387,3 +387,246 @@ fn nic_table_full_falls_back_to_software_without_loss_and_same_wire_bytes() {
         soft.capture().unwrap().frames()
     );
 }
+
+/// A sends `n` datagrams to B, 10 per step, B's application reading after every step;
+/// returns (sent, received by B).
+fn send_a_to_b(net: &mut TwoHosts, n: usize, tag: usize) -> (Vec<Vec<u8>>, Vec<(Vec<u8>, bool)>) {
+    let (a, b) = addrs(false);
+    let mut sent = Vec::new();
+    let mut got = Vec::new();
+    for chunk in 0..n.div_ceil(10) {
+        let now = net.now();
+        for i in chunk * 10..(chunk * 10 + 10).min(n) {
+            let p = payload(tag * 1000 + i, 80);
+            net.a
+                .stack_mut()
+                .send_udp(now, sock(a, 5000), sock(b, 6000), &p)
+                .unwrap();
+            sent.push(p);
+        }
+        net.step();
+        got.extend(recv_all(&mut net.b));
+    }
+    net.drive().unwrap();
+    got.extend(recv_all(&mut net.b));
+    (sent, got)
+}
+
+fn faulty(f: nicsim::FaultConfig) -> TwoHosts {
+    let mut cfg = TopologyConfig::standard();
+    cfg.faults_a_to_b = f;
+    let mut net = TwoHosts::new(cfg).unwrap();
+    manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
+    net.drive().unwrap();
+    net
+}
+
+fn drops(h: &Host) -> transport::stack::IpsecAggregateDropPacketStatistics1 {
+    h.stack()
+        .ipsec_get_statistics1()
+        .aggregate_drop_packet_statistics
+}
+
+fn fault(seed: u64) -> nicsim::FaultConfig {
+    nicsim::FaultConfig {
+        seed,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn wire_loss_duplication_reordering_corruption_are_counted_exactly() {
+    use std::collections::HashSet;
+    // Loss: exactly the lost frames are missing; nothing is a drop at B.
+    let mut net = faulty(nicsim::FaultConfig {
+        loss: 0.2,
+        ..fault(11)
+    });
+    let (sent, got) = send_a_to_b(&mut net, 200, 0);
+    let f = net.faults_a_to_b();
+    assert_eq!((f.input, f.dropped, f.passed), (200, 42, 158));
+    assert_eq!(got.len() as u64, f.input - f.dropped);
+    assert_eq!(drops(&net.b).total_drop_packets_inbound, 0);
+    assert_eq!(net.b.nic_stats().rx_ok, f.passed);
+    let sent_set: HashSet<_> = sent.iter().collect();
+    assert!(
+        got.iter()
+            .all(|(p, secure)| *secure && sent_set.contains(p))
+    );
+
+    // Duplication: every copy is a replay-check drop; every datagram is delivered once.
+    let mut net = faulty(nicsim::FaultConfig {
+        duplicate: 0.2,
+        ..fault(12)
+    });
+    let (sent, got) = send_a_to_b(&mut net, 200, 0);
+    let f = net.faults_a_to_b();
+    assert_eq!((f.duplicated, f.passed), (45, 245));
+    assert_eq!(got.into_iter().map(|g| g.0).collect::<Vec<_>>(), sent);
+    let d = drops(&net.b);
+    assert_eq!(d.replay_check_failures_on_inbound as u64, f.duplicated);
+    assert_eq!(d.total_drop_packets_inbound as u64, f.duplicated);
+    assert_eq!(net.b.nic_stats().rx_ok, f.passed);
+
+    // Reordering within the replay window (5 < 64): all delivered, no drop.
+    let mut net = faulty(nicsim::FaultConfig {
+        reorder: 0.3,
+        reorder_window: 5,
+        ..fault(13)
+    });
+    let (sent, got) = send_a_to_b(&mut net, 200, 0);
+    let f = net.faults_a_to_b();
+    assert_eq!(f.reordered, 61);
+    let got: Vec<_> = got.into_iter().map(|g| g.0).collect();
+    assert_ne!(got, sent, "order changed");
+    let (mut g2, mut s2) = (got, sent);
+    g2.sort();
+    s2.sort();
+    assert_eq!(g2, s2);
+    assert_eq!(drops(&net.b).total_drop_packets_inbound, 0);
+
+    // Corruption: every corrupted frame that is not delivered is exactly one counted drop;
+    // what is delivered is intact (ICV). Flips in bytes nobody authenticates or checks (MAC
+    // source, some outer IPv4 header fields) pass. ICV failures are the NIC's status.
+    let mut net = faulty(nicsim::FaultConfig {
+        corrupt: 0.2,
+        ..fault(14)
+    });
+    let (sent, got) = send_a_to_b(&mut net, 200, 0);
+    let f = net.faults_a_to_b();
+    assert_eq!(f.corrupted, 42);
+    let d = drops(&net.b);
+    let c = net.b.stack().statistics().inbound;
+    let lost = d.total_drop_packets_inbound as u64;
+    assert_eq!(got.len() as u64 + lost, 200);
+    assert!(lost <= f.corrupted);
+    assert_eq!(
+        (
+            d.authentication_failures_on_inbound,
+            d.invalid_spis_on_inbound,
+            d.receive_over_incorrect_sa_inbound,
+            c.malformed,
+            lost,
+        ),
+        (29, 2, 1, 2, 34)
+    );
+    assert_eq!(
+        u64::from(d.authentication_failures_on_inbound),
+        net.b.nic_stats().rx_transport_esp_auth_failed
+    );
+    let sent_set: HashSet<_> = sent.iter().collect();
+    assert!(
+        got.iter()
+            .all(|(p, secure)| *secure && sent_set.contains(p))
+    );
+}
+
+#[test]
+fn wrong_keys_drop_everything_with_the_nic_status() {
+    for offload in [true, false] {
+        let mut cfg = TopologyConfig::standard();
+        cfg.a.offload = offload;
+        cfg.b.offload = offload;
+        let mut net = TwoHosts::new(cfg).unwrap();
+        let o = ManualSaOptions {
+            key_a_out: 0x99, // B expects 0xB2
+            ..Default::default()
+        };
+        manual_sa(&mut net, &o).unwrap();
+        net.drive().unwrap();
+        let (_, got) = send_a_to_b(&mut net, 10, 0);
+        assert!(got.is_empty());
+        let d = drops(&net.b);
+        assert_eq!(
+            (
+                d.authentication_failures_on_inbound,
+                d.total_drop_packets_inbound
+            ),
+            (10, 10)
+        );
+        let n = net.b.nic_stats();
+        let c = net.b.stack().statistics().inbound;
+        if offload {
+            // The NIC verified and failed the ICV; the stack counted its CryptoStatus.
+            assert_eq!((n.rx_transport_esp_auth_failed, n.rx_ok), (10, 0));
+            assert_eq!(c.nic_crypto_failures.iter().sum::<u64>(), 10);
+            assert_eq!(c.software_processed, 0);
+        } else {
+            assert_eq!((n.rx_transport_esp_auth_failed, n.rx_no_sa), (0, 10));
+            assert_eq!(c.nic_crypto_failures.iter().sum::<u64>(), 0);
+        }
+        assert_eq!(c.delivered, 0);
+    }
+}
+
+#[test]
+fn cleartext_where_ipsec_is_required_is_dropped() {
+    let mut net = TwoHosts::standard().unwrap();
+    let sa = manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
+    net.drive().unwrap();
+    // A's application removes its outbound IPsec filter: A now sends in clear, B requires
+    // IPsec.
+    net.a
+        .stack_mut()
+        .bfe_mut()
+        .fwpm_filter_delete_by_id0(sa.a.engine, sa.a.outbound_filter)
+        .unwrap();
+    let (_, got) = send_a_to_b(&mut net, 5, 0);
+    assert!(got.is_empty());
+    let frames = net.capture().unwrap().frames();
+    assert_eq!(frames.len(), 5);
+    assert!(frames.iter().all(|f| ip_proto(f) == Some(17)));
+    let d = drops(&net.b);
+    assert_eq!(
+        (d.invalid_clear_text_inbound, d.total_drop_packets_inbound),
+        (5, 5)
+    );
+    assert_eq!(net.b.nic_stats().rx_clear, 5);
+    assert_eq!(net.a.stack().statistics().clear_sent, 5);
+}
+
+#[test]
+fn sa_deleted_mid_traffic() {
+    let mut net = TwoHosts::standard().unwrap();
+    let sa = manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
+    net.drive().unwrap();
+    let (sent, got) = send_a_to_b(&mut net, 5, 0);
+    assert_eq!(got.into_iter().map(|g| g.0).collect::<Vec<_>>(), sent);
+    // B deletes its SA context: its inbound SA (and NIC entries) go away.
+    net.b
+        .stack_mut()
+        .bfe_mut()
+        .ipsec_sa_context_delete_by_id0(sa.b.engine, sa.b.context)
+        .unwrap();
+    net.drive().unwrap();
+    let nb = net.b.nic_stats();
+    assert_eq!((nb.sa_added, nb.sa_deleted), (2, 2));
+    let s = net
+        .b
+        .stack()
+        .ipsec_get_statistics1()
+        .aggregate_sa_statistics;
+    assert_eq!(
+        (s.active_sas, s.offloaded_sas, s.total_sas_deleted),
+        (0, 0, 2)
+    );
+    // A still sends with its SA: B's NIC has no SA, the stack knows no SPI.
+    let (_, got) = send_a_to_b(&mut net, 5, 1);
+    assert!(got.is_empty());
+    let d = drops(&net.b);
+    assert_eq!(
+        (d.invalid_spis_on_inbound, d.total_drop_packets_inbound),
+        (5, 5)
+    );
+    assert_eq!(net.b.nic_stats().rx_no_sa, 5);
+    // B's outbound is gone too: B's sends to A are dropped as "no SA" (its filter remains).
+    let (a, b) = addrs(false);
+    let now = net.now();
+    let d = net
+        .b
+        .stack_mut()
+        .send_udp(now, sock(b, 6000), sock(a, 5000), b"x")
+        .unwrap();
+    assert_eq!(d, transport::stack::SendDisposition::Dropped);
+    assert_eq!(net.b.stack().statistics().outbound.no_sa, 1);
+}
