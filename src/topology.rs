@@ -178,7 +178,38 @@ impl TopologyConfig {
     }
 }
 
-type Faulty = SharedWire<FaultInjector<MemWire>>;
+/// Any port, boxed (so the topology's types do not depend on the wire).
+struct DynWire(Box<dyn Wire>);
+
+impl Wire for DynWire {
+    fn transmit(
+        &mut self,
+        now: Duration,
+        frames: &mut Vec<Frame>,
+        done: &mut Vec<Frame>,
+    ) -> Result<(), WireError> {
+        self.0.transmit(now, frames, done)
+    }
+
+    fn receive(
+        &mut self,
+        now: Duration,
+        out: &mut Vec<Frame>,
+        max: usize,
+    ) -> Result<usize, WireError> {
+        self.0.receive(now, out, max)
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        self.0.recycle(buf);
+    }
+
+    fn next_event(&self) -> Option<Duration> {
+        self.0.next_event()
+    }
+}
+
+type Faulty = SharedWire<FaultInjector<DynWire>>;
 
 /// Two [`Host`]s over a [`MemWire`] pair (each direction through a [`FaultInjector`]; a zero
 /// [`FaultConfig`] passes frames unchanged), on one virtual clock. Also known as the topology.
@@ -206,8 +237,27 @@ impl TwoHosts {
     /// [`HostError`] from either host.
     pub fn new(config: TopologyConfig) -> Result<Self, HostError> {
         let (wa, wb) = MemWire::pair();
-        let faults_a = SharedWire::new(FaultInjector::new(wa, config.faults_a_to_b));
-        let faults_b = SharedWire::new(FaultInjector::new(wb, config.faults_b_to_a));
+        Self::with_wires(config, wa, wb)
+    }
+
+    /// Build both hosts on the given ports instead of a [`MemWire`] pair (for example two
+    /// TAP devices on one bridge); faults and capture apply as in [`TwoHosts::new`].
+    ///
+    /// # Errors
+    /// [`HostError`] from either host.
+    pub fn with_wires(
+        config: TopologyConfig,
+        wire_a: impl Wire + 'static,
+        wire_b: impl Wire + 'static,
+    ) -> Result<Self, HostError> {
+        let faults_a = SharedWire::new(FaultInjector::new(
+            DynWire(Box::new(wire_a)),
+            config.faults_a_to_b,
+        ));
+        let faults_b = SharedWire::new(FaultInjector::new(
+            DynWire(Box::new(wire_b)),
+            config.faults_b_to_a,
+        ));
         let (a, capture) = match config.capture {
             Capture::None => (Host::new(&config.a, faults_a.clone())?, None),
             Capture::Memory => {
