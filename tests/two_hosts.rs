@@ -641,3 +641,170 @@ fn sa_deleted_mid_traffic() {
     assert_eq!(d, transport::stack::SendDisposition::Dropped);
     assert_eq!(net.b.stack().statistics().outbound.no_sa, 1);
 }
+
+/// The Manual SA scenario with both NICs on Linux TAP devices bridged inside a network
+/// namespace this test creates. Needs CAP_NET_ADMIN, `/dev/net/tun` and `ip`; without them it
+/// prints a loud SKIPPED line and returns, except under `CI=true`, where it fails.
+mod tap {
+    use super::*;
+    use nicsim::wire::tap::TapWire;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    fn has_cap_net_admin() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapEff:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|caps| caps & (1 << 12) != 0)
+    }
+
+    fn missing_privileges() -> Option<&'static str> {
+        let ip_ok = Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !std::path::Path::new("/dev/net/tun").exists() {
+            Some("/dev/net/tun is missing")
+        } else if !has_cap_net_admin() {
+            Some("no CAP_NET_ADMIN")
+        } else if !ip_ok {
+            Some("iproute2 `ip` is missing")
+        } else {
+            None
+        }
+    }
+
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A network namespace deleted on drop (with everything in it), even on panic.
+    struct Netns(String);
+
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    #[test]
+    fn manual_sa_over_tap_devices_on_a_bridge() {
+        let test = "manual_sa_over_tap_devices_on_a_bridge";
+        if let Some(why) = missing_privileges() {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "{test}: CI=true but the test cannot run: {why}"
+            );
+            eprintln!("\n*** SKIPPED (needs CAP_NET_ADMIN): {test}: {why} ***\n");
+            return;
+        }
+        let pid = std::process::id();
+        // Names unique per process (IFNAMSIZ: at most 15 characters).
+        let (name_a, name_b) = (format!("ihA{pid}"), format!("ihB{pid}"));
+        let ns = Netns(format!("ipsec-nic-hosts-{pid}"));
+        ip(&["netns", "add", &ns.0]);
+        let tap_a = TapWire::open(&name_a).unwrap();
+        let tap_b = TapWire::open(&name_b).unwrap();
+        ip(&["-n", &ns.0, "link", "add", "br0", "type", "bridge"]);
+        for dev in [&name_a, &name_b] {
+            ip(&["link", "set", "dev", dev, "netns", &ns.0]);
+            ip(&["-n", &ns.0, "link", "set", "dev", dev, "master", "br0"]);
+            ip(&["-n", &ns.0, "link", "set", "dev", dev, "up"]);
+        }
+        ip(&["-n", &ns.0, "link", "set", "dev", "br0", "up"]);
+
+        let mut net = TwoHosts::with_wires(TopologyConfig::standard(), tap_a, tap_b).unwrap();
+        let sa = manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
+        net.drive().unwrap();
+        let state = net.a.stack().sa_offload_state(sa.a.context).unwrap();
+        assert_eq!(
+            state.outbound,
+            Some(transport::stack::SaOffloadState::Offloaded)
+        );
+        let (a, b) = addrs(false);
+        let sent: Vec<Vec<u8>> = (0..20).map(|i| payload(500 + i, 120)).collect();
+        let mut got = Vec::new();
+        // Bridge ports may need a moment to forward: resend the first datagram until one
+        // arrives (each one is counted), then the rest; real time bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut attempts = 0u64;
+        while got.is_empty() && Instant::now() < deadline {
+            let now = net.now();
+            net.a
+                .stack_mut()
+                .send_udp(now, sock(a, 5000), sock(b, 6000), &sent[0])
+                .unwrap();
+            attempts += 1;
+            for _ in 0..50 {
+                net.step();
+                got.extend(recv_all(&mut net.b));
+                if !got.is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        assert!(!got.is_empty(), "no datagram crossed the bridge in 10 s");
+        got.clear();
+        let now = net.now();
+        for p in &sent[1..] {
+            net.a
+                .stack_mut()
+                .send_udp(now, sock(a, 5000), sock(b, 6000), p)
+                .unwrap();
+        }
+        while got.len() < sent.len() - 1 && Instant::now() < deadline {
+            net.step();
+            got.extend(recv_all(&mut net.b));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Late copies of the first datagram may still come in.
+        let first = sent[0].clone();
+        got.retain(|(p, _)| *p != first);
+        assert_eq!(
+            got,
+            sent[1..]
+                .iter()
+                .map(|p| (p.clone(), true))
+                .collect::<Vec<_>>()
+        );
+        let sent_total = attempts + 19;
+        assert_eq!(net.a.nic_stats().tx_protected, sent_total);
+        let nb = net.b.nic_stats();
+        assert!(nb.rx_ok >= 20 && nb.rx_ok <= sent_total, "{nb:?}");
+        let d = drops(&net.b);
+        assert_eq!(
+            (
+                d.authentication_failures_on_inbound,
+                d.replay_check_failures_on_inbound,
+                d.invalid_spis_on_inbound
+            ),
+            (0, 0, 0)
+        );
+        let esp = net
+            .capture()
+            .unwrap()
+            .frames()
+            .iter()
+            .filter(|f| ip_proto(f) == Some(50))
+            .count() as u64;
+        assert_eq!(esp, sent_total);
+        drop(net);
+        drop(ns);
+    }
+}
