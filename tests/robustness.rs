@@ -535,8 +535,8 @@ fn traffic_and_sa_churn_counters_add_up() {
     const RUN: Duration = Duration::from_millis(1500);
     const MAX_FRAMES: u64 = 4000;
     let (wa, wb) = MemWire::pair();
-    let a = Arc::new(VirtualMiniport::initialize(harness::miniport_config(6), wa));
-    let b = Arc::new(VirtualMiniport::initialize(harness::miniport_config(6), wb));
+    let a = Arc::new(VirtualMiniport::initialize(harness::miniport_config(4), wa));
+    let b = Arc::new(VirtualMiniport::initialize(harness::miniport_config(4), wb));
     let (ca, cb) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
     a.bind(ca.clone());
     b.bind(cb.clone());
@@ -599,13 +599,16 @@ fn traffic_and_sa_churn_counters_add_up() {
         }
         let (a2, b2, stop2) = (&a, &b, Arc::clone(&stop));
         s.spawn(move || {
+            let pick =
+                |w: usize| -> &dyn Miniport { if w == 0 { a2.as_ref() } else { b2.as_ref() } };
             let mut i = 0u32;
+            let mut full = 0u32;
             let mut held: Vec<(usize, OffloadHandle, Option<OffloadHandle>)> = Vec::new();
             let mut stale: Vec<(usize, OffloadHandle)> = Vec::new();
             while start.elapsed() < RUN {
                 i += 1;
                 let which = (i % 2) as usize;
-                let m: &dyn Miniport = if which == 0 { a2.as_ref() } else { b2.as_ref() };
+                let m = pick(which);
                 let spi = 0x5000 + i;
                 let dir = if i.is_multiple_of(3) {
                     Direction::Outbound
@@ -629,51 +632,32 @@ fn traffic_and_sa_churn_counters_add_up() {
                         });
                         held.push((which, h, parser));
                     }
-                    Err(s) => assert_eq!(s, NdisStatus::RESOURCES, "add {i}"),
+                    Err(s) => {
+                        assert_eq!(s, NdisStatus::RESOURCES, "add {i}");
+                        full += 1;
+                    }
                 }
                 // Delete the oldest when holding many (so the table fills up now and then).
                 if (held.len() > 8 || i.is_multiple_of(7)) && !held.is_empty() {
-                    {
-                        let (w, h, parser) = held.remove(0);
-                        let m: &dyn Miniport = if w == 0 { a2.as_ref() } else { b2.as_ref() };
-                        let st = match parser {
-                            Some(p) => {
-                                let mut buf = DeleteUdpEspSaRequest {
-                                    offload_handle: h,
-                                    parser_entry: p,
-                                }
-                                .to_bytes();
-                                set(m, Oid::TCP_TASK_IPSEC_DELETE_UDPESP_SA, &mut buf)
-                            }
-                            None => delete(m, h),
-                        };
-                        assert_eq!(st, NdisStatus::SUCCESS, "delete {h:?}");
-                        stale.push((w, h));
-                    }
+                    let (w, h, parser) = held.remove(0);
+                    let st = delete_held(pick(w), h, parser);
+                    assert_eq!(st, NdisStatus::SUCCESS, "delete {h:?}");
+                    stale.push((w, h));
                 }
                 if let Some(&(w, h)) = stale.get(i as usize % stale.len().max(1)) {
                     // A stale handle is refused by the miniport that issued it (never
                     // honoured again).
-                    let m: &dyn Miniport = if w == 0 { a2.as_ref() } else { b2.as_ref() };
-                    assert_eq!(delete(m, h), NdisStatus::INVALID_DATA, "stale {h:?}");
+                    assert_eq!(delete(pick(w), h), NdisStatus::INVALID_DATA, "stale {h:?}");
                 }
                 std::thread::yield_now();
             }
             stop2.store(true, Ordering::Relaxed);
+            assert!(
+                i < 100 || full > 0,
+                "the table never filled up in {i} rounds"
+            );
             for (w, h, parser) in held {
-                let m: &dyn Miniport = if w == 0 { a2.as_ref() } else { b2.as_ref() };
-                let st = match parser {
-                    Some(p) => {
-                        let mut buf = DeleteUdpEspSaRequest {
-                            offload_handle: h,
-                            parser_entry: p,
-                        }
-                        .to_bytes();
-                        set(m, Oid::TCP_TASK_IPSEC_DELETE_UDPESP_SA, &mut buf)
-                    }
-                    None => delete(m, h),
-                };
-                assert_eq!(st, NdisStatus::SUCCESS);
+                assert_eq!(delete_held(pick(w), h, parser), NdisStatus::SUCCESS);
             }
         });
         senders
@@ -729,6 +713,21 @@ fn traffic_and_sa_churn_counters_add_up() {
     assert_eq!(a.sa_count(), (1, 1), "only the traffic SAs remain");
     assert_eq!(b.sa_count(), (1, 1), "only the traffic SAs remain");
     assert!(a.parser_entries().is_empty() && b.parser_entries().is_empty());
+}
+
+/// DELETE_SA, or DELETE_UDPESP_SA when the SA holds a parser entry reference.
+fn delete_held(m: &dyn Miniport, h: OffloadHandle, parser: Option<OffloadHandle>) -> NdisStatus {
+    match parser {
+        Some(p) => {
+            let mut buf = DeleteUdpEspSaRequest {
+                offload_handle: h,
+                parser_entry: p,
+            }
+            .to_bytes();
+            set(m, Oid::TCP_TASK_IPSEC_DELETE_UDPESP_SA, &mut buf)
+        }
+        None => delete(m, h),
+    }
 }
 
 // ---- keys ----
