@@ -25,6 +25,8 @@ struct NicSa {
     bundle: Bundle,
     inbound: bool,
     spi: u32,
+    /// ESN high bits (v2 ADD_SA_EX / UPDATE_SA).
+    hi: BundleSeqHi,
 }
 
 #[derive(Default)]
@@ -41,6 +43,10 @@ struct NicState {
     adds: usize,
     oids: Vec<Oid>,
     udp_esp_flags: u32,
+    /// Advertise IPsec v2 IPv6 and ESN support.
+    v2_ext: bool,
+    /// UPDATE_SA requests: (handle, high bits).
+    updates: Vec<(u64, u32)>,
 }
 
 struct FakeNic {
@@ -95,46 +101,7 @@ fn caps(capacity: u32) -> OffloadCapabilities {
 }
 
 fn params_of(req: &AddSaRequest) -> Vec<ipsec::SaParams> {
-    let enc = |c: ConfAlgorithm| match c {
-        ConfAlgorithm::AesGcm128 => Encryption::AesGcm128,
-        ConfAlgorithm::AesCbc128 => Encryption::AesCbc128,
-        _ => Encryption::Null,
-    };
-    let int = |i: IntegrityAlgorithm| match i {
-        IntegrityAlgorithm::Sha1 => Integrity::HmacSha1_96,
-        IntegrityAlgorithm::Sha256 => Integrity::HmacSha256_128,
-        IntegrityAlgorithm::AesGmac128 => Integrity::AesGmac128,
-        _ => Integrity::None,
-    };
-    let base = |spi, protocol| ipsec::SaParams {
-        spi,
-        protocol,
-        mode: Mode::Transport,
-        encryption: Encryption::None,
-        encryption_key: Key::empty(),
-        integrity: Integrity::None,
-        integrity_key: Key::empty(),
-        esn: false,
-        tunnel: None,
-        udp_encap: None,
-    };
-    let esp = |e: &oid::EspSa| ipsec::SaParams {
-        encryption: enc(e.cipher),
-        encryption_key: Key::new(e.cipher_key.expose()),
-        integrity: int(e.integrity),
-        integrity_key: Key::new(e.integrity_key.expose()),
-        ..base(e.spi, ipsec::Protocol::Esp)
-    };
-    let ah = |a: &oid::AhSa| ipsec::SaParams {
-        integrity: int(a.integrity),
-        integrity_key: Key::new(a.integrity_key.expose()),
-        ..base(a.spi, ipsec::Protocol::Ah)
-    };
-    let mut v = match &req.sas {
-        SaBundle::Esp(e) => vec![esp(e)],
-        SaBundle::Ah(a) => vec![ah(a)],
-        SaBundle::EspThenAh(e, a) => vec![esp(e), ah(a)],
-    };
+    let mut v = params_of_bundle(&req.sas);
     if let Some(t) = req.tunnel {
         let (src, dst) = (IpAddr::V4(t.src), IpAddr::V4(t.dest));
         let (local, remote) = if req.direction == oid::Direction::Outbound {
@@ -155,6 +122,60 @@ fn params_of(req: &AddSaRequest) -> Vec<ipsec::SaParams> {
         });
     }
     v
+}
+
+/// The ESN high bits a v2 ADD_SA_EX starts an SA with.
+fn v2_hi(sas: &SaBundle) -> BundleSeqHi {
+    BundleSeqHi {
+        esp: sas
+            .esp()
+            .map_or(0, |e| e.options.sequence_number_high_order),
+        ah: sas.ah().map_or(0, |a| a.options.sequence_number_high_order),
+    }
+}
+
+/// Transport-mode SA parameters of an OID bundle (ESN from the v2 options).
+fn params_of_bundle(sas: &SaBundle) -> Vec<ipsec::SaParams> {
+    let enc = |c: ConfAlgorithm| match c {
+        ConfAlgorithm::AesGcm128 => Encryption::AesGcm128,
+        ConfAlgorithm::AesCbc128 => Encryption::AesCbc128,
+        _ => Encryption::Null,
+    };
+    let int = |i: IntegrityAlgorithm| match i {
+        IntegrityAlgorithm::Sha1 => Integrity::HmacSha1_96,
+        IntegrityAlgorithm::Sha256 => Integrity::HmacSha256_128,
+        IntegrityAlgorithm::AesGmac128 => Integrity::AesGmac128,
+        _ => Integrity::None,
+    };
+    let base = |spi, protocol, esn| ipsec::SaParams {
+        spi,
+        protocol,
+        mode: Mode::Transport,
+        encryption: Encryption::None,
+        encryption_key: Key::empty(),
+        integrity: Integrity::None,
+        integrity_key: Key::empty(),
+        esn,
+        tunnel: None,
+        udp_encap: None,
+    };
+    let esp = |e: &oid::EspSa| ipsec::SaParams {
+        encryption: enc(e.cipher),
+        encryption_key: Key::new(e.cipher_key.expose()),
+        integrity: int(e.integrity),
+        integrity_key: Key::new(e.integrity_key.expose()),
+        ..base(e.spi, ipsec::Protocol::Esp, e.options.esn)
+    };
+    let ah = |a: &oid::AhSa| ipsec::SaParams {
+        integrity: int(a.integrity),
+        integrity_key: Key::new(a.integrity_key.expose()),
+        ..base(a.spi, ipsec::Protocol::Ah, a.options.esn)
+    };
+    match sas {
+        SaBundle::Esp(e) => vec![esp(e)],
+        SaBundle::Ah(a) => vec![ah(a)],
+        SaBundle::EspThenAh(e, a) => vec![esp(e), ah(a)],
+    }
 }
 
 impl FakeNic {
@@ -219,6 +240,11 @@ impl Miniport for FakeNic {
             let cap = u32::try_from(st.capacity).unwrap();
             let mut c = caps(cap);
             c.ipsec_v1.udp_esp_flags = st.udp_esp_flags;
+            if st.v2_ext {
+                let v2 = c.ipsec_v2.as_mut().unwrap();
+                v2.ipv6 = true;
+                v2.extended_sequence_numbers = true;
+            }
             return oid::complete_query(r, &c.to_bytes());
         }
         if r.oid == Oid::TCP_TASK_IPSEC_ADD_SA || r.oid == Oid::TCP_TASK_IPSEC_ADD_UDPESP_SA {
@@ -247,9 +273,67 @@ impl Miniport for FakeNic {
                     bundle,
                     inbound: req.direction == oid::Direction::Inbound,
                     spi: params[0].spi,
+                    hi: BundleSeqHi::default(),
                 },
             );
             AddSaRequest::write_offload_handle(r.information_buffer, OffloadHandle(h)).unwrap();
+            return NdisStatus::SUCCESS;
+        }
+        if r.oid == Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX {
+            let req = match oid::v2::AddSaExV2Request::parse(r.information_buffer) {
+                Ok(q) => q,
+                Err(e) => return e.status(),
+            };
+            // As the real miniport: transport mode without UDP-ESP only here.
+            assert_eq!(req.sa.udp_esp, oid::v2::V2UdpEspEncapsulation::None);
+            if let Some(s) = st.refuse {
+                return s;
+            }
+            if st.table.len() >= st.capacity {
+                return NdisStatus::RESOURCES;
+            }
+            let params = params_of_bundle(&req.sa.sas);
+            let bundle = Bundle::new(&params, ipsec::ProviderKind::fastest()).unwrap();
+            st.next += 1;
+            let h = st.next;
+            st.adds += 1;
+            st.table.insert(
+                h,
+                NicSa {
+                    bundle,
+                    inbound: req.sa.direction == oid::Direction::Inbound,
+                    spi: params[0].spi,
+                    hi: v2_hi(&req.sa.sas),
+                },
+            );
+            oid::v2::AddSaExV2Request::write_offload_handle(r.information_buffer, OffloadHandle(h))
+                .unwrap();
+            return NdisStatus::SUCCESS;
+        }
+        if r.oid == Oid::TCP_TASK_IPSEC_OFFLOAD_V2_DELETE_SA {
+            let d = oid::v2::DeleteSaV2Request::parse(r.information_buffer).unwrap();
+            let mut ok = true;
+            for h in d.offload_handles {
+                st.deletes.push(h.0);
+                ok &= st.table.remove(&h.0).is_some();
+            }
+            return if ok {
+                NdisStatus::SUCCESS
+            } else {
+                NdisStatus::INVALID_DATA
+            };
+        }
+        if r.oid == Oid::TCP_TASK_IPSEC_OFFLOAD_V2_UPDATE_SA {
+            let u = oid::v2::UpdateSaV2Request::parse(r.information_buffer).unwrap();
+            st.updates
+                .push((u.offload_handle.0, u.sequence_number_high_order));
+            let Some(sa) = st.table.get_mut(&u.offload_handle.0) else {
+                return NdisStatus::INVALID_PARAMETER;
+            };
+            match u.protocol {
+                oid::SaProtocol::Esp => sa.hi.esp = u.sequence_number_high_order,
+                oid::SaProtocol::Ah => sa.hi.ah = u.sequence_number_high_order,
+            }
             return NdisStatus::SUCCESS;
         }
         if r.oid == Oid::TCP_TASK_IPSEC_DELETE_UDPESP_SA {
@@ -284,7 +368,7 @@ impl Miniport for FakeNic {
                     assert!(!sa.inbound);
                     let end = nbl.data.end;
                     let ip = &mut nbl.buffer[nbl.data.start + 14..end];
-                    sa.bundle.protect(ip, BundleSeqHi::default()).unwrap();
+                    sa.bundle.protect(ip, sa.hi).unwrap();
                 }
                 st.wire.push(nbl.data().to_vec());
                 done.push(nbl);
@@ -441,6 +525,12 @@ fn esp_ah_bundle(spi: u32, key: &[u8], v: FwpIpVersion) -> IpsecSaBundle0 {
     b
 }
 
+fn esn_gcm_bundle(spi: u32, key: &[u8], v: FwpIpVersion) -> IpsecSaBundle0 {
+    let mut b = gcm_bundle_v(spi, key, v);
+    b.flags |= IPSEC_SA_BUNDLE_FLAG_ESN_EXT;
+    b
+}
+
 fn gcm_bundle_v(spi: u32, key: &[u8], v: FwpIpVersion) -> IpsecSaBundle0 {
     let k = Key::new(key);
     IpsecSaBundle0 {
@@ -489,7 +579,21 @@ impl Host {
         offload: bool,
         cap: usize,
     ) -> Self {
+        Self::with_nic(seed, local, remote, (mac, peer), offload, cap, false)
+    }
+
+    /// [`Host::new`]; `v2_ext`: the NIC advertises IPsec v2 IPv6 and ESN support.
+    fn with_nic(
+        seed: u64,
+        local: &str,
+        remote: &str,
+        (mac, peer): ([u8; 6], [u8; 6]),
+        offload: bool,
+        cap: usize,
+        v2_ext: bool,
+    ) -> Self {
         let nic = FakeNic::new(cap);
+        nic.st.lock().unwrap().v2_ext = v2_ext;
         let (local, remote) = (ip(local), ip(remote));
         let cfg = StackConfig {
             mac,
@@ -1737,4 +1841,147 @@ fn udp_encapsulated_esp_round_trip_and_port_validation() {
         assert_eq!(drops.udp_esp_validation_failures_on_inbound, 1);
         assert_eq!(drops.total_drop_packets_inbound, 1);
     }
+}
+
+// ------------------------------------------------------------------ IPsec v2 (IPv6, ESN)
+
+const A6: &str = "2001:db8::1";
+const B6: &str = "2001:db8::2";
+
+fn v2_world(local: &str, remote: &str, make: MakeBundle, offload: bool, v2_ext: bool) -> World {
+    let mut a = Host::with_nic(61, local, remote, (MAC_A, MAC_B), offload, 8, v2_ext);
+    let mut b = Host::with_nic(62, remote, local, (MAC_B, MAC_A), offload, 8, v2_ext);
+    let (ida, idb) = manual_sa_with(&mut a, &mut b, make, &KEY_A_IN, &KEY_B_IN);
+    let mut w = World {
+        a,
+        b,
+        ida,
+        _idb: idb,
+        now: Duration::ZERO,
+    };
+    w.poll();
+    w
+}
+
+#[test]
+fn ipv6_and_esn_sas_are_offloaded_with_v2_add_sa_ex() {
+    let cases: [(&str, &str, MakeBundle, bool); 3] = [
+        (A6, B6, gcm_bundle_v, false),
+        (A, B, esn_gcm_bundle, true),
+        (A6, B6, esn_gcm_bundle, true),
+    ];
+    for (local, remote, make, esn) in cases {
+        let mut hw = v2_world(local, remote, make, true, true);
+        let mut sw = v2_world(local, remote, make, false, true);
+        let p = &hw
+            .a
+            .stack
+            .bfe()
+            .sa_context(hw.ida)
+            .unwrap()
+            .outbound()
+            .unwrap()[0];
+        assert_eq!(p.esn, esn);
+        let st = hw.a.stack.sa_offload_state(hw.ida).unwrap();
+        assert_eq!(
+            (st.inbound, st.outbound),
+            (
+                Some(SaOffloadState::Offloaded),
+                Some(SaOffloadState::Offloaded)
+            ),
+            "{local} esn={esn}"
+        );
+        let stats = hw.a.stack.ipsec_get_statistics1();
+        assert_eq!(stats.aggregate_sa_statistics.offloaded_sas, 2);
+        assert_eq!(hw.a.stack.statistics().offload.add_sa_v2_ok, 2);
+        let oids = hw.a.nic.st.lock().unwrap().oids.clone();
+        assert!(oids.contains(&Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX));
+        assert!(!oids.contains(&Oid::TCP_TASK_IPSEC_ADD_SA), "no v1 ADD_SA");
+        for i in 0..3u8 {
+            let payload = [i; 64];
+            let d = hw.send_a(&payload);
+            assert!(matches!(
+                d,
+                SendDisposition::Protected {
+                    offloaded: true,
+                    ..
+                }
+            ));
+            sw.send_a(&payload);
+            let (fh, fs) = (hw.pump(), sw.pump());
+            assert_eq!(fh, fs, "offloaded and software frames are byte-identical");
+            assert_eq!(recv_all(&mut hw.b.stack), vec![payload.to_vec()]);
+            assert_eq!(recv_all(&mut sw.b.stack), vec![payload.to_vec()]);
+        }
+        assert_eq!(hw.b.stack.statistics().inbound.nic_processed, 3);
+        assert_eq!(sw.b.stack.statistics().inbound.software_processed, 3);
+        // Deleting the context removes both bundles with the v2 DELETE_SA.
+        let h = hw.a.h;
+        hw.a.stack
+            .bfe_mut()
+            .ipsec_sa_context_delete_by_id0(h, hw.ida)
+            .unwrap();
+        hw.poll();
+        let st = hw.a.nic.st.lock().unwrap();
+        assert!(st.oids.contains(&Oid::TCP_TASK_IPSEC_OFFLOAD_V2_DELETE_SA));
+        assert!(!st.oids.contains(&Oid::TCP_TASK_IPSEC_DELETE_SA));
+        assert_eq!((st.table.len(), st.deletes.len()), (0, 2));
+    }
+}
+
+#[test]
+fn ipv6_and_esn_stay_in_software_without_v2_support() {
+    for (local, remote, make) in [
+        (A6, B6, gcm_bundle_v as MakeBundle),
+        (A, B, esn_gcm_bundle as MakeBundle),
+    ] {
+        let mut w = v2_world(local, remote, make, true, false);
+        let st = w.a.stack.sa_offload_state(w.ida).unwrap();
+        assert_eq!(
+            (st.inbound, st.outbound),
+            (
+                Some(SaOffloadState::Software),
+                Some(SaOffloadState::Software)
+            )
+        );
+        assert_eq!(w.a.stack.statistics().offload.not_advertised, 2);
+        assert_eq!(w.a.nic.st.lock().unwrap().adds, 0);
+        w.send_a(b"software");
+        w.pump();
+        assert_eq!(recv_all(&mut w.b.stack), vec![b"software".to_vec()]);
+    }
+}
+
+/// Crossing a 2^32 boundary of an offloaded ESN SA: the stack issues
+/// `OID_TCP_TASK_IPSEC_OFFLOAD_V2_UPDATE_SA` with the new high bits before the first packet
+/// that needs them (the fake NIC, unlike nicsim, does not infer them), so the frames stay
+/// byte-identical to software.
+#[test]
+fn esn_wrap_updates_the_nic_high_bits() {
+    let mut hw = v2_world(A, B, esn_gcm_bundle, true, true);
+    let mut sw = v2_world(A, B, esn_gcm_bundle, false, true);
+    let start = u64::from(u32::MAX);
+    assert!(hw.a.stack.set_outbound_next_seq(hw.ida, start));
+    assert!(sw.a.stack.set_outbound_next_seq(sw.ida, start));
+    // B's NIC cannot infer the high bits either: B verifies in software.
+    hw.b.nic.st.lock().unwrap().process_rx = false;
+    for (i, want) in [start, start + 1, start + 2].into_iter().enumerate() {
+        let payload = [i as u8; 32];
+        let d = hw.send_a(&payload);
+        assert!(
+            matches!(d, SendDisposition::Protected { offloaded: true, seq, .. } if seq == want)
+        );
+        sw.send_a(&payload);
+        let (fh, fs) = (hw.pump(), sw.pump());
+        assert_eq!(fh, fs, "seq {want:#x}");
+        assert_eq!(recv_all(&mut hw.b.stack), vec![payload.to_vec()]);
+        assert_eq!(recv_all(&mut sw.b.stack), vec![payload.to_vec()]);
+    }
+    let st = hw.a.nic.st.lock().unwrap();
+    assert_eq!(st.updates.len(), 1, "one UPDATE_SA per wrap");
+    assert_eq!(st.updates[0].1, 1);
+    assert!(st.table.contains_key(&st.updates[0].0));
+    drop(st);
+    assert_eq!(hw.a.stack.statistics().offload.update_sa_ok, 1);
+    assert_eq!(hw.b.stack.inbound_highest_seq(hw._idb), Some(start + 2));
 }

@@ -109,7 +109,8 @@ use ipsec::{
 };
 use oid::{
     CryptoStatus, DeleteSaRequest, DeleteUdpEspSaRequest, Miniport, Nbl, NdisStatus,
-    OffloadCapabilities, OffloadHandle, Oid, OidRequest, StatusIndication,
+    OffloadCapabilities, OffloadHandle, Oid, OidRequest, SaProtocol, StatusIndication,
+    v2::{AddSaExV2Request, DeleteSaV2Request, UpdateSaV2Request},
 };
 use zeroize::Zeroize;
 
@@ -268,6 +269,10 @@ struct OffloadSlot {
     state: SaOffloadState,
     handle: OffloadHandle,
     udp: bool,
+    /// Offloaded through IPsec v2 (ADD_SA_EX; deleted with the v2 DELETE_SA).
+    v2: bool,
+    /// ESN high bits last given to the NIC (ADD_SA_EX or UPDATE_SA): ESP, AH.
+    nic_hi: (u32, u32),
     retry_at: Duration,
 }
 
@@ -277,6 +282,8 @@ impl OffloadSlot {
             state: SaOffloadState::Software,
             handle: OffloadHandle::NULL,
             udp,
+            v2: false,
+            nic_hi: (0, 0),
             retry_at: Duration::ZERO,
         }
     }
@@ -828,7 +835,7 @@ impl HostStack {
             inc32(&mut self.stats.ipsec.aggregate_sa_statistics.total_sas_deleted);
         }
         if sa.slot.state == SaOffloadState::Offloaded {
-            self.delete_sa(sa.slot.handle, sa.slot.udp);
+            self.delete_sa(sa.slot.handle, sa.slot.udp, sa.slot.v2);
         }
         // `sa.params` keys are zeroized when dropped (ipsec::Key zeroizes on drop).
         Some(sa)
@@ -841,16 +848,27 @@ impl HostStack {
             inc32(&mut self.stats.ipsec.aggregate_sa_statistics.total_sas_deleted);
         }
         if sa.slot.state == SaOffloadState::Offloaded {
-            self.delete_sa(sa.slot.handle, sa.slot.udp);
+            self.delete_sa(sa.slot.handle, sa.slot.udp, sa.slot.v2);
         }
         Some(sa)
     }
 
     /// DELETE_SA / DELETE_UDPESP_SA; frees a capacity slot and retries refused bundles.
-    fn delete_sa(&mut self, handle: OffloadHandle, udp: bool) {
+    fn delete_sa(&mut self, handle: OffloadHandle, udp: bool, v2: bool) {
         self.offloaded = self.offloaded.saturating_sub(1);
         self.stats.offload.delete_sa += 1;
-        let status = if udp {
+        let status = if v2 {
+            let r = DeleteSaV2Request {
+                offload_handles: vec![handle],
+            };
+            match r.to_bytes() {
+                Ok(mut b) => {
+                    let mut req = OidRequest::set(Oid::TCP_TASK_IPSEC_OFFLOAD_V2_DELETE_SA, &mut b);
+                    self.miniport.oid_request(&mut req)
+                }
+                Err(_) => NdisStatus::FAILURE,
+            }
+        } else if udp {
             let mut b = DeleteUdpEspSaRequest {
                 offload_handle: handle,
                 parser_entry: OffloadHandle::NULL,
@@ -935,41 +953,89 @@ impl HostStack {
         {
             return;
         }
-        let req = offload::add_sa_request(params, &traffic, !inbound);
-        let Some(req) = req.filter(|r| offload::advertised(&caps, r)) else {
+        // v1 for what it can express (IPv4, no ESN, transport or tunnel); v2 ADD_SA_EX for
+        // IPv6 / ESN transport-mode bundles.
+        let hi = if inbound {
+            ctx.inbound.as_ref().map_or(0, |s| {
+                (s.esp_replay.highest().max(s.ah_replay.highest()) >> 32) as u32
+            })
+        } else {
+            ctx.outbound
+                .as_ref()
+                .map_or(0, |s| (s.esp_seq.peek().max(s.ah_seq.peek()) >> 32) as u32)
+        };
+        let v1 = offload::add_sa_request(params, &traffic, !inbound);
+        let v2 = if v1.is_none() {
+            offload::add_sa_v2_request(params, &traffic, !inbound, hi)
+                .filter(|r| offload::advertised_v2(&caps, r))
+        } else {
+            None
+        };
+        let v1 = v1.filter(|r| offload::advertised(&caps, r));
+        if v1.is_none() && v2.is_none() {
             self.stats.offload.not_advertised += 1;
             self.set_slot(id, inbound, SaOffloadState::Software, OffloadHandle::NULL);
             return;
-        };
+        }
         if self.offloaded >= offload::capacity(&caps) {
             self.stats.offload.add_sa_resources += 1;
             self.set_slot(id, inbound, SaOffloadState::Pending, OffloadHandle::NULL);
             return;
         }
-        let oid = req.oid();
-        let len = match req.emit(oid::KeyOrder::ConfidentialityFirst, &mut self.oid_buf) {
-            Ok(n) => n,
-            Err(_) => {
+        let used_v2 = v2.is_some();
+        let (status, handle) = if let Some(sa) = v2 {
+            let ex = AddSaExV2Request {
+                sa,
+                source_switch_port_id: 0,
+                vlan_id: 0,
+            };
+            let Ok(mut buf) = ex.to_bytes() else {
                 self.stats.offload.add_sa_failed += 1;
                 self.set_slot(id, inbound, SaOffloadState::Software, OffloadHandle::NULL);
                 return;
-            }
-        };
-        drop(req);
-        let (status, handle) = {
-            let buf = self.oid_buf.get_mut(..len).unwrap_or(&mut []);
-            let mut r = OidRequest::set(oid, buf);
+            };
+            drop(ex);
+            let mut r = OidRequest::set(Oid::TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX, &mut buf);
             let status = self.miniport.oid_request(&mut r);
-            let handle = oid::AddSaRequest::read_offload_handle(r.information_buffer);
+            let handle = AddSaExV2Request::read_offload_handle(r.information_buffer);
+            buf.zeroize();
             (status, handle)
+        } else if let Some(req) = v1 {
+            let oid = req.oid();
+            let len = match req.emit(oid::KeyOrder::ConfidentialityFirst, &mut self.oid_buf) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.stats.offload.add_sa_failed += 1;
+                    self.set_slot(id, inbound, SaOffloadState::Software, OffloadHandle::NULL);
+                    return;
+                }
+            };
+            drop(req);
+            let r = {
+                let buf = self.oid_buf.get_mut(..len).unwrap_or(&mut []);
+                let mut r = OidRequest::set(oid, buf);
+                let status = self.miniport.oid_request(&mut r);
+                let handle = oid::AddSaRequest::read_offload_handle(r.information_buffer);
+                (status, handle)
+            };
+            self.oid_buf.zeroize();
+            self.oid_buf.resize(ADD_SA_BUF_LEN, 0);
+            r
+        } else {
+            return;
         };
-        self.oid_buf.zeroize();
-        self.oid_buf.resize(ADD_SA_BUF_LEN, 0);
         match (status, handle) {
             (NdisStatus::SUCCESS, Some(h)) if !h.is_null() => {
                 self.stats.offload.add_sa_ok += 1;
                 self.offloaded += 1;
                 self.set_slot(id, inbound, SaOffloadState::Offloaded, h);
+                if used_v2 {
+                    self.stats.offload.add_sa_v2_ok += 1;
+                }
+                if let Some(slot) = self.slot_mut(id, inbound) {
+                    slot.v2 = used_v2;
+                    slot.nic_hi = (hi, hi);
+                }
             }
             (NdisStatus::RESOURCES, _) => {
                 self.stats.offload.add_sa_resources += 1;
@@ -986,16 +1052,17 @@ impl HostStack {
         }
     }
 
-    fn set_slot(&mut self, id: u64, inbound: bool, state: SaOffloadState, h: OffloadHandle) {
-        let Some(c) = self.sas.get_mut(&id) else {
-            return;
-        };
-        let slot = if inbound {
+    fn slot_mut(&mut self, id: u64, inbound: bool) -> Option<&mut OffloadSlot> {
+        let c = self.sas.get_mut(&id)?;
+        if inbound {
             c.inbound.as_mut().map(|s| &mut s.slot)
         } else {
             c.outbound.as_mut().map(|s| &mut s.slot)
-        };
-        if let Some(slot) = slot {
+        }
+    }
+
+    fn set_slot(&mut self, id: u64, inbound: bool, state: SaOffloadState, h: OffloadHandle) {
+        if let Some(slot) = self.slot_mut(id, inbound) {
             slot.state = state;
             slot.handle = h;
         }
@@ -1017,7 +1084,7 @@ impl HostStack {
             for (slot, del) in slots.into_iter().zip(deletes.iter_mut()) {
                 let Some(slot) = slot else { continue };
                 if slot.state == SaOffloadState::Offloaded {
-                    *del = Some((slot.handle, slot.udp));
+                    *del = Some((slot.handle, slot.udp, slot.v2));
                 }
                 if slot.state != SaOffloadState::Software {
                     slot.state = SaOffloadState::DeleteRequested;
@@ -1026,8 +1093,8 @@ impl HostStack {
                 }
             }
         }
-        for (h, udp) in deletes.into_iter().flatten() {
-            self.delete_sa(h, udp);
+        for (h, udp, v2) in deletes.into_iter().flatten() {
+            self.delete_sa(h, udp, v2);
         }
     }
 
@@ -1280,7 +1347,42 @@ impl HostStack {
             return None;
         };
         nbl.data = framed.clone();
-        let offloaded = sa.slot.state == SaOffloadState::Offloaded;
+        let mut offloaded = sa.slot.state == SaOffloadState::Offloaded;
+        if offloaded && sa.slot.v2 {
+            // ESN: tell the NIC the new high bits when the counter crossed a 2^32 boundary.
+            let hi = seq.hi();
+            let members = [
+                (Protocol::Esp, SaProtocol::Esp, hi.esp, sa.slot.nic_hi.0),
+                (Protocol::Ah, SaProtocol::Ah, hi.ah, sa.slot.nic_hi.1),
+            ];
+            for (proto, op, new, old) in members {
+                let Some(p) = sa.params.iter().find(|p| p.protocol == proto && p.esn) else {
+                    continue;
+                };
+                if new == old {
+                    continue;
+                }
+                let mut b = UpdateSaV2Request {
+                    offload_handle: sa.slot.handle,
+                    protocol: op,
+                    spi: p.spi,
+                    sequence_number_high_order: new,
+                }
+                .to_bytes();
+                let mut r = OidRequest::set(Oid::TCP_TASK_IPSEC_OFFLOAD_V2_UPDATE_SA, &mut b);
+                if self.miniport.oid_request(&mut r) == NdisStatus::SUCCESS {
+                    self.stats.offload.update_sa_ok += 1;
+                    if proto == Protocol::Esp {
+                        sa.slot.nic_hi.0 = new;
+                    } else {
+                        sa.slot.nic_hi.1 = new;
+                    }
+                } else {
+                    self.stats.offload.update_sa_failed += 1;
+                    offloaded = false;
+                }
+            }
+        }
         if offloaded {
             nbl.send_info.offload_handle = sa.slot.handle;
         } else {

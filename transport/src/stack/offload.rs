@@ -1,8 +1,10 @@
-//! Building v1 ADD_SA requests from installed bundles, and deciding what the NIC advertises.
+//! Building v1 ADD_SA and v2 ADD_SA_EX requests from installed bundles, and deciding what
+//! the NIC advertises.
 
 use core::net::{IpAddr, Ipv4Addr};
 
 use ipsec::{Encryption, Integrity, Mode, Protocol, SaParams};
+use oid::v2::{V2AddSa, V2UdpEspEncapsulation};
 use oid::{
     AddSaRequest, AhSa, ConfAlgorithm, Direction, EspSa, IntegrityAlgorithm, OffloadCapabilities,
     OffloadHandle, SaBundle, SaOptions, SecretKey, Selector, TunnelEndpoints, UdpEncapType,
@@ -115,26 +117,7 @@ pub(crate) fn add_sa_request(
             )
         }
     };
-    let esp = |p: &SaParams| EspSa {
-        spi: p.spi,
-        cipher: cipher(p.encryption),
-        cipher_key: SecretKey::from_slice(p.encryption_key.expose()),
-        integrity: integrity(p.integrity),
-        integrity_key: SecretKey::from_slice(p.integrity_key.expose()),
-        options: SaOptions::default(),
-    };
-    let ah = |p: &SaParams| AhSa {
-        spi: p.spi,
-        integrity: integrity(p.integrity),
-        integrity_key: SecretKey::from_slice(p.integrity_key.expose()),
-        options: SaOptions::default(),
-    };
-    let bundle = match sas {
-        [one] if one.protocol == Protocol::Esp => SaBundle::Esp(esp(one)),
-        [one] => SaBundle::Ah(ah(one)),
-        [e, a] => SaBundle::EspThenAh(esp(e), ah(a)),
-        _ => return None,
-    };
+    let bundle = sa_bundle(sas, 0)?;
     let udp_esp = first.udp_encap.map(|u| {
         let port = if outbound {
             u.remote_port
@@ -162,6 +145,100 @@ pub(crate) fn add_sa_request(
         sas: bundle,
         udp_esp,
     })
+}
+
+/// The OID form of a bundle's SAs (keys copied into zeroizing [`SecretKey`]s). ESN SAs carry
+/// the v2 ESN option with `hi` as `SequenceNumberHighOrder` (v1 callers never pass ESN SAs).
+fn sa_bundle(sas: &[SaParams], hi: u32) -> Option<SaBundle> {
+    let options = |p: &SaParams| SaOptions {
+        esn: p.esn,
+        sequence_number_high_order: if p.esn { hi } else { 0 },
+        ..SaOptions::default()
+    };
+    let esp = |p: &SaParams| EspSa {
+        spi: p.spi,
+        cipher: cipher(p.encryption),
+        cipher_key: SecretKey::from_slice(p.encryption_key.expose()),
+        integrity: integrity(p.integrity),
+        integrity_key: SecretKey::from_slice(p.integrity_key.expose()),
+        options: options(p),
+    };
+    let ah = |p: &SaParams| AhSa {
+        spi: p.spi,
+        integrity: integrity(p.integrity),
+        integrity_key: SecretKey::from_slice(p.integrity_key.expose()),
+        options: options(p),
+    };
+    match sas {
+        [one] if one.protocol == Protocol::Esp => Some(SaBundle::Esp(esp(one))),
+        [one] => Some(SaBundle::Ah(ah(one))),
+        [e, a] => Some(SaBundle::EspThenAh(esp(e), ah(a))),
+        _ => None,
+    }
+}
+
+/// Build the v2 `IPSEC_OFFLOAD_V2_ADD_SA` record (sent as ADD_SA_EX) for one direction's
+/// bundle: transport mode only (tunnel mode stays on v1), no UDP encapsulation (v2 UDP-ESP
+/// implies port 4500 on both ends, which the stack does not assume), IPv4 or IPv6, ESN or
+/// not. `src`/`dest` are the packet's addresses in that direction; `hi` is the initial
+/// `SequenceNumberHighOrder` of ESN SAs. `None` when v2 cannot express it.
+pub(crate) fn add_sa_v2_request(
+    sas: &[SaParams],
+    traffic: &Traffic,
+    outbound: bool,
+    hi: u32,
+) -> Option<V2AddSa> {
+    let first = sas.first()?;
+    if first.mode != Mode::Transport || sas.iter().any(|p| p.udp_encap.is_some()) {
+        return None;
+    }
+    if traffic.local.is_ipv6() != traffic.remote.is_ipv6() {
+        return None;
+    }
+    let (src, dest) = if outbound {
+        (traffic.local, traffic.remote)
+    } else {
+        (traffic.remote, traffic.local)
+    };
+    Some(V2AddSa {
+        direction: if outbound {
+            Direction::Outbound
+        } else {
+            Direction::Inbound
+        },
+        src,
+        dest,
+        udp_esp: V2UdpEspEncapsulation::None,
+        sas: sa_bundle(sas, hi)?,
+    })
+}
+
+/// Whether the NIC's IPsec v2 capabilities cover `req` (transport mode, AH/ESP and their
+/// combination, every algorithm, IPv6 and ESN when used). Capacity is checked by the caller.
+pub(crate) fn advertised_v2(caps: &OffloadCapabilities, req: &V2AddSa) -> bool {
+    let Some(v2) = caps.ipsec_v2 else {
+        return false;
+    };
+    if !v2.transport || (req.src.is_ipv6() && !v2.ipv6) {
+        return false;
+    }
+    let esn =
+        req.sas.esp().is_some_and(|e| e.options.esn) || req.sas.ah().is_some_and(|a| a.options.esn);
+    if esn && !v2.extended_sequence_numbers {
+        return false;
+    }
+    if let Some(e) = req.sas.esp() {
+        let cipher_ok = e.cipher == ConfAlgorithm::None || v2.supports_cipher(e.cipher);
+        if !v2.esp || !cipher_ok || !v2.supports_integrity(e.integrity) {
+            return false;
+        }
+    }
+    if let Some(a) = req.sas.ah()
+        && (!v2.ah || !v2.supports_integrity(a.integrity))
+    {
+        return false;
+    }
+    req.sas.len() == 1 || v2.ah_esp_combined
 }
 
 /// Whether the NIC's capabilities cover `req` (capacity is checked by the caller).

@@ -152,6 +152,12 @@ pub struct OffloadCounters {
     pub sa_delete_requests: u64,
     /// Bundles kept in software because the NIC does not advertise what they need.
     pub not_advertised: u64,
+    /// Of `add_sa_ok`: bundles offloaded with IPsec v2 ADD_SA_EX (IPv6 or ESN).
+    pub add_sa_v2_ok: u64,
+    /// `OID_TCP_TASK_IPSEC_OFFLOAD_V2_UPDATE_SA` (new ESN high bits) that succeeded.
+    pub update_sa_ok: u64,
+    /// UPDATE_SA that failed (that packet's crypto ran in software; retried on the next).
+    pub update_sa_failed: u64,
 }
 
 /// Everything [`crate::HostStack::statistics`] returns.

@@ -415,6 +415,11 @@ pub const IPSEC_SA_BUNDLE_UPDATE_MM_SA_ID: u64 = 0x40;
 pub const IPSEC_SA_BUNDLE_FLAG_ASSUME_UDP_CONTEXT_OUTBOUND: u32 = 0x0000_0800;
 /// `IPSEC_SA_BUNDLE_FLAG_GUARANTEE_ENCRYPTION`.
 pub const IPSEC_SA_BUNDLE_FLAG_GUARANTEE_ENCRYPTION: u32 = 0x0000_0008;
+/// Emulator extension flag of `IPSEC_SA_BUNDLE0/1.flags` (not a Windows value; WFP has no
+/// way to ask for extended sequence numbers): every SA of the bundle uses 64-bit ESN
+/// (RFC 4303 §2.2.1). Read when the bundle is added (`IPsecSaContextAddInbound0/Outbound0`);
+/// changing it later with `IPSEC_SA_BUNDLE_UPDATE_FLAGS` does not change the SAs.
+pub const IPSEC_SA_BUNDLE_FLAG_ESN_EXT: u32 = 0x8000_0000;
 
 /// Emulator extension flag of `IPSEC_SA_CONTEXT_SUBSCRIPTION0.flags` (no flag values are
 /// documented; every other bit is refused with `FWP_E_INVALID_FLAGS`): also deliver

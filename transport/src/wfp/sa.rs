@@ -379,6 +379,7 @@ fn bundle_params(
     let mut out = Vec::with_capacity(bundle.sa_list.len());
     for sa in &bundle.sa_list {
         let mut p = sa_params(sa)?;
+        p.esn = bundle.flags & IPSEC_SA_BUNDLE_FLAG_ESN_EXT != 0;
         if let Some(t) = tunnel {
             p.mode = Mode::Tunnel;
             p.tunnel = Some(t);
