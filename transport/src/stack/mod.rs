@@ -1281,6 +1281,8 @@ impl HostStack {
             _ => 0x0800,
         };
         if let Some(h) = nbl.buffer.get_mut(start..ip_start) {
+            // INVARIANT: `start = ip_start - ETH_LEN`, so `h` is exactly ETH_LEN (14) bytes:
+            // the destination MAC (0..6), source MAC (6..12) and EtherType (12..14) fit.
             h[0..6].copy_from_slice(&mac);
             h[6..12].copy_from_slice(&self.config.mac);
             h[12..14].copy_from_slice(&ethertype.to_be_bytes());
@@ -1464,6 +1466,8 @@ impl HostStack {
         let Some(frame) = nbl.buffer.get(data.clone()) else {
             return self.drop_malformed();
         };
+        // INVARIANT: `get(12..14)` yields exactly two bytes, so `b[0]`/`b[1]` are in bounds
+        // (likewise for the two IP length fields below).
         let ethertype = frame.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]]));
         if !matches!(ethertype, Some(0x0800 | 0x86DD)) || frame.len() < ETH_LEN {
             return self.drop_malformed();

@@ -117,6 +117,7 @@ impl Sum {
 fn addr_bytes(a: IpAddr, out: &mut [u8; 16]) -> usize {
     match a {
         IpAddr::V4(v) => {
+            // INVARIANT: `out` is 16 bytes long (array type), so `..4` is in bounds.
             out[..4].copy_from_slice(&v.octets());
             4
         }
@@ -132,8 +133,10 @@ fn addr_bytes(a: IpAddr, out: &mut [u8; 16]) -> usize {
 pub fn l4_checksum(src: IpAddr, dst: IpAddr, protocol: u8, seg: &[u8]) -> u16 {
     let mut s = Sum(0);
     let mut b = [0u8; 16];
+    // INVARIANT: `addr_bytes` returns 4 or 16, and `b` is 16 bytes long.
     let n = addr_bytes(src, &mut b);
     s.add(&b[..n]);
+    // INVARIANT: as above.
     let n = addr_bytes(dst, &mut b);
     s.add(&b[..n]);
     let len = seg.len() as u32;
@@ -157,6 +160,8 @@ pub fn write_ip_header(
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let total = u16::try_from(20 + payload_len).ok()?;
             let h = buf.get_mut(..20)?;
+            // INVARIANT: `h` is exactly 20 bytes (the `get_mut(..20)` above succeeded); every
+            // index below is < 20.
             h.fill(0);
             h[0] = 0x45;
             h[2..4].copy_from_slice(&total.to_be_bytes());
@@ -168,12 +173,15 @@ pub fn write_ip_header(
             let mut sum = Sum(0);
             sum.add(h);
             let c = sum.finish();
+            // INVARIANT: `h` is still the 20-byte header slice.
             h[10..12].copy_from_slice(&c.to_be_bytes());
             Some(20)
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
             let plen = u16::try_from(payload_len).ok()?;
             let h = buf.get_mut(..40)?;
+            // INVARIANT: `h` is exactly 40 bytes (the `get_mut(..40)` above succeeded); every
+            // index below is < 40.
             h.fill(0);
             h[0] = 0x60;
             h[4..6].copy_from_slice(&plen.to_be_bytes());
@@ -197,6 +205,8 @@ pub fn build_udp(
     let ulen = 8 + payload.len();
     let hl = write_ip_header(buf, src.ip(), dst.ip(), PROTO_UDP, ulen)?;
     let seg = buf.get_mut(hl..hl + ulen)?;
+    // INVARIANT: `seg` is exactly `ulen = 8 + payload.len()` bytes (the `get_mut` above
+    // succeeded): the header indices are < 8 and `seg[8..]` has `payload.len()` bytes.
     seg[0..2].copy_from_slice(&src.port().to_be_bytes());
     seg[2..4].copy_from_slice(&dst.port().to_be_bytes());
     seg[4..6].copy_from_slice(&u16::try_from(ulen).ok()?.to_be_bytes());
@@ -206,6 +216,7 @@ pub fn build_udp(
     if c == 0 {
         c = 0xFFFF;
     }
+    // INVARIANT: `seg` is still `8 + payload.len()` bytes long.
     seg[6..8].copy_from_slice(&c.to_be_bytes());
     Some(hl + ulen)
 }
@@ -230,6 +241,8 @@ pub fn build_echo(
     let len = 8 + payload.len();
     let hl = write_ip_header(buf, src, dst, proto, len)?;
     let seg = buf.get_mut(hl..hl + len)?;
+    // INVARIANT: `seg` is exactly `len = 8 + payload.len()` bytes (the `get_mut` above
+    // succeeded): the header indices are < 8 and `seg[8..]` has `payload.len()` bytes.
     seg[0] = ty;
     seg[1] = 0;
     seg[2..4].fill(0);
@@ -243,6 +256,7 @@ pub fn build_echo(
     } else {
         l4_checksum(src, dst, proto, seg)
     };
+    // INVARIANT: `seg` is still `8 + payload.len()` bytes long.
     seg[2..4].copy_from_slice(&c.to_be_bytes());
     Some(hl + len)
 }
