@@ -1,5 +1,6 @@
 //! The IPsec data path of the host stack: what the Windows TCP/IP transport does around an
-//! offloading NIC (NDIS IPsec offload v1, ndis-wfp-abi.md §8.2; MISSION.md "The model").
+//! offloading NIC (NDIS IPsec offload v1, ndis-wfp-abi.md §8.2, and v2 ADD_SA_EX for IPv6 and
+//! ESN, §3.15/§4.7/§8.3; MISSION.md "The model").
 //!
 //! # Outbound pipeline (`send_udp`, `ping`, `send_ip`, echo replies)
 //! 1. A free frame buffer ([`Nbl`]) is taken from the stack's pool; the IP packet is written
@@ -8,8 +9,11 @@
 //!    address, protocol, ports, local address type unicast). BLOCK: dropped (counted).
 //!    PERMIT: sent in clear (step 6).
 //! 3. IPsec callout: the newest complete SA context of that filter and address pair
-//!    ([`Bfe::outbound_sa_context`]) and its outbound bundle state (kept by this module).
-//!    None: dropped as "no SA".
+//!    ([`Bfe::outbound_sa_context`]); for a tunnel callout
+//!    (`FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4/V6`) the newest complete tunnel context of that
+//!    filter whatever the inner addresses ([`Bfe::outbound_tunnel_sa_context`]: the
+//!    context's addresses are the tunnel endpoints, the filter stands in for the tunnel
+//!    policy). Then its outbound bundle state (kept by this module). None: dropped as "no SA".
 //! 4. Sequence numbers from the bundle's [`SeqCounter`]s; exhaustion drops the packet and
 //!    expires the SA context (`IPsecSaContextExpire0` through the stack's own session).
 //! 5. [`Bundle::encapsulate`] in place (headers, padding, trailer, zeroed IV/ICV space).
@@ -37,8 +41,11 @@
 //!    `decryptionFailuresOnInbound`). Not processed by the NIC: replay check on the inferred
 //!    number, [`Bundle::unprotect`], replay check again with the returned numbers, update
 //!    (only now: the ICV verified), [`Bundle::decapsulate`].
-//! 4. Inbound policy: the (inner) packet must lie inside the SA context's traffic
-//!    (`receiveOverIncorrectSaInbound`), and is classified at
+//! 4. Inbound policy: a transport-mode packet must lie inside the SA context's traffic
+//!    (addresses, protocol, ports; else `receiveOverIncorrectSaInbound`). Tunnel mode skips
+//!    that check (the context's addresses are the tunnel endpoints); instead the inner packet
+//!    must select the context's own tunnel filter, whose conditions are the inner selectors
+//!    (no IPsec filter matched: `receiveOverIncorrectSaInbound`). Then it is classified at
 //!    `FWPM_LAYER_INBOUND_TRANSPORT_V4/V6`: a protected packet whose winning IPsec callout
 //!    filter is not its context's is `secureReceivesNotMatchingFilters`; a cleartext packet
 //!    that hits an IPsec callout is `invalidClearTextInbound`; BLOCK is dropped.
@@ -50,10 +57,22 @@
 //! Capabilities are queried once (`OID_TCP_OFFLOAD_HARDWARE_CAPABILITIES`) and replaced by
 //! `NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG` indications. Each direction's bundle has a
 //! [`SaOffloadState`] (state machine there). A bundle is offered to the NIC only when offload
-//! is on (config and NIC), v1 can express it (IPv4, no ESN), the NIC advertises every
-//! algorithm, protocol and mode it needs, and fewer than `SaOffloadCapacity` bundles are
-//! offloaded. The ADD_SA buffer lives in a stack-owned scratch buffer that is zeroized after
-//! every OID.
+//! is on (config and NIC), the NIC advertises every algorithm, protocol and mode it needs,
+//! and fewer than `SaOffloadCapacity` bundles are offloaded:
+//! - IPv4 without ESN (transport or tunnel, with or without UDP-ESP): v1
+//!   `OID_TCP_TASK_IPSEC_ADD_SA` / `ADD_UDPESP_SA`, checked against the v1 capabilities
+//!   (algorithms beyond v1's through the v2 masks). The buffer is a stack-owned scratch buffer
+//!   zeroized after every OID.
+//! - IPv6 or ESN, transport mode without UDP encapsulation: v2
+//!   `OID_TCP_TASK_IPSEC_OFFLOAD_V2_ADD_SA_EX` (src/dest = the packet's addresses in that
+//!   direction, `UdpEspEncapsulation` NONE, `IPSEC_OFFLOAD_V2_ESN_SA` with the current high
+//!   bits as `SequenceNumberHighOrder`), only when the NIC advertises IPsec v2 with
+//!   `Transport`, `IPv6Supported` (IPv6) and `ExtendedSequenceNumbers` (ESN) and the
+//!   algorithms; removed with `OID_TCP_TASK_IPSEC_OFFLOAD_V2_DELETE_SA`. The request buffer
+//!   holds the keys and is zeroized after the OID. IPv6/ESN tunnel mode and IPv6/ESN UDP-ESP
+//!   stay in software (v2 UDP-ESP implies port 4500 at both ends, which the stack does not
+//!   assume).
+//! - Anything else stays in software (`not_advertised`).
 //!
 //! # Decisions
 //! - Tunnel-mode traffic selectors are wildcards (the SA context's addresses are the tunnel
@@ -91,6 +110,13 @@
 //! - A `TASK_OFFLOAD_CURRENT_CONFIG` indication turning IPsec offload off, or
 //!   [`HostStack::set_offload`]`(false)`, keeps new bundles in software; bundles already on
 //!   the NIC stay there until deleted.
+//! - ESN SAs come from the Bfe extension flag `IPSEC_SA_BUNDLE_FLAG_ESN_EXT` (WFP has no ESN
+//!   setting). For an ESN bundle offloaded through v2, the send whose sequence number crosses
+//!   a 2^32 boundary first issues `OID_TCP_TASK_IPSEC_OFFLOAD_V2_UPDATE_SA` with the new high
+//!   bits (per ESP/AH member; the send path allocates nothing for it). The NIC may also infer
+//!   them (nicsim does); the update keeps any conforming NIC right. If UPDATE_SA fails, that
+//!   packet is protected in software and the update is retried on the next one. Inbound ESN
+//!   SAs are not updated: the NIC infers the high bits from its own replay state.
 //! - Frames are processed in the poll that drains them; nothing is retained from a received
 //!   buffer after it is returned.
 

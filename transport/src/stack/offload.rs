@@ -446,4 +446,41 @@ mod tests {
         assert_eq!(back.selector, req.selector);
         assert_eq!(back.sas.esp().unwrap().cipher_key.expose(), &[0x11; 20]);
     }
+
+    #[test]
+    fn v2_requests_for_ipv6_and_esn_transport_only() {
+        let mut t6 = traffic();
+        t6.local = "2001:db8::1".parse().unwrap();
+        t6.remote = "2001:db8::2".parse().unwrap();
+        let out = add_sa_v2_request(&[gcm(0x2000)], &t6, true, 0).unwrap();
+        assert_eq!((out.src, out.dest), (t6.local, t6.remote));
+        assert_eq!(out.udp_esp, V2UdpEspEncapsulation::None);
+        let inb = add_sa_v2_request(&[gcm(0x2000)], &t6, false, 0).unwrap();
+        assert_eq!((inb.src, inb.dest), (t6.remote, t6.local));
+        assert_eq!(inb.direction, Direction::Inbound);
+        let mut esn = gcm(0x2000);
+        esn.esn = true;
+        let r = add_sa_v2_request(&[esn.clone()], &traffic(), true, 3).unwrap();
+        let o = r.sas.esp().unwrap().options;
+        assert!(o.esn);
+        assert_eq!(o.sequence_number_high_order, 3);
+        let mut caps = esp_caps();
+        assert!(!advertised_v2(&caps, &r), "no Transport / ESN flags");
+        let v2 = caps.ipsec_v2.as_mut().unwrap();
+        v2.transport = true;
+        assert!(!advertised_v2(&caps, &r), "no ESN flag");
+        caps.ipsec_v2.as_mut().unwrap().extended_sequence_numbers = true;
+        assert!(advertised_v2(&caps, &r));
+        assert!(!advertised_v2(&caps, &out), "no IPv6 flag");
+        caps.ipsec_v2.as_mut().unwrap().ipv6 = true;
+        assert!(advertised_v2(&caps, &out));
+        let mut tun = esn.clone();
+        tun.mode = Mode::Tunnel;
+        assert!(add_sa_v2_request(&[tun], &traffic(), true, 0).is_none());
+        esn.udp_encap = Some(UdpEncap {
+            local_port: 4500,
+            remote_port: 4500,
+        });
+        assert!(add_sa_v2_request(&[esn], &traffic(), true, 0).is_none());
+    }
 }
