@@ -535,40 +535,125 @@ fn wire_loss_duplication_reordering_corruption_are_counted_exactly() {
 }
 
 #[test]
-fn wrong_keys_drop_everything_with_the_nic_status() {
-    for offload in [true, false] {
-        let mut cfg = TopologyConfig::standard();
-        cfg.a.offload = offload;
-        cfg.b.offload = offload;
-        let mut net = TwoHosts::new(cfg).unwrap();
-        let o = ManualSaOptions {
-            key_a_out: 0x99, // B expects 0xB2
-            ..Default::default()
-        };
-        manual_sa(&mut net, &o).unwrap();
-        net.drive().unwrap();
-        let (_, got) = send_a_to_b(&mut net, 10, 0);
-        assert!(got.is_empty());
-        let d = drops(&net.b);
-        assert_eq!(
-            (
-                d.authentication_failures_on_inbound,
-                d.total_drop_packets_inbound
-            ),
-            (10, 10)
-        );
-        let n = net.b.nic_stats();
-        let c = net.b.stack().statistics().inbound;
-        if offload {
-            // The NIC verified and failed the ICV; the stack counted its CryptoStatus.
-            assert_eq!((n.rx_transport_esp_auth_failed, n.rx_ok), (10, 0));
-            assert_eq!(c.nic_crypto_failures.iter().sum::<u64>(), 10);
-            assert_eq!(c.software_processed, 0);
-        } else {
-            assert_eq!((n.rx_transport_esp_auth_failed, n.rx_no_sa), (0, 10));
-            assert_eq!(c.nic_crypto_failures.iter().sum::<u64>(), 0);
+fn faults_per_direction_are_independent() {
+    // B -> A duplicates, A -> B loses; each host sees only its incoming direction's faults.
+    let mut cfg = TopologyConfig::standard();
+    cfg.faults_a_to_b = nicsim::FaultConfig {
+        loss: 0.25,
+        ..fault(21)
+    };
+    cfg.faults_b_to_a = nicsim::FaultConfig {
+        duplicate: 0.25,
+        ..fault(22)
+    };
+    let mut net = TwoHosts::new(cfg).unwrap();
+    manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
+    net.drive().unwrap();
+    let (a, b) = addrs(false);
+    let mut got_a = Vec::new();
+    let mut got_b = Vec::new();
+    for round in 0..10 {
+        let now = net.now();
+        for i in 0..5 {
+            let p = payload(round * 10 + i, 40);
+            net.a
+                .stack_mut()
+                .send_udp(now, sock(a, 5000), sock(b, 6000), &p)
+                .unwrap();
+            net.b
+                .stack_mut()
+                .send_udp(now, sock(b, 6000), sock(a, 5000), &p)
+                .unwrap();
         }
-        assert_eq!(c.delivered, 0);
+        net.step();
+        got_a.extend(recv_all(&mut net.a));
+        got_b.extend(recv_all(&mut net.b));
+    }
+    net.drive().unwrap();
+    got_a.extend(recv_all(&mut net.a));
+    got_b.extend(recv_all(&mut net.b));
+    let (fab, fba) = (net.faults_a_to_b(), net.faults_b_to_a());
+    assert_eq!(
+        (fab.input, fab.dropped, fab.duplicated),
+        (50, fab.dropped, 0)
+    );
+    assert_eq!((fba.input, fba.dropped), (50, 0));
+    assert!(fab.dropped > 0 && fba.duplicated > 0);
+    assert_eq!(got_b.len() as u64, 50 - fab.dropped);
+    assert_eq!(got_a.len(), 50);
+    assert_eq!(drops(&net.b).total_drop_packets_inbound, 0);
+    let da = drops(&net.a);
+    assert_eq!(
+        (
+            u64::from(da.replay_check_failures_on_inbound),
+            u64::from(da.total_drop_packets_inbound)
+        ),
+        (fba.duplicated, fba.duplicated)
+    );
+}
+
+#[test]
+fn wrong_keys_drop_everything_with_the_nic_status() {
+    use oid::CryptoStatus;
+    for (algorithms, mode, status) in [
+        (
+            Algorithms::AesGcm128,
+            SaMode::Transport,
+            CryptoStatus::TRANSPORT_ESP_AUTH_FAILED,
+        ),
+        (
+            Algorithms::AhHmacSha1,
+            SaMode::Transport,
+            CryptoStatus::TRANSPORT_AH_AUTH_FAILED,
+        ),
+        (
+            Algorithms::AesCbc128HmacSha256,
+            SaMode::Tunnel,
+            CryptoStatus::TUNNEL_ESP_AUTH_FAILED,
+        ),
+    ] {
+        for offload in [true, false] {
+            let mut cfg = TopologyConfig::standard();
+            cfg.a.offload = offload;
+            cfg.b.offload = offload;
+            let mut net = TwoHosts::new(cfg).unwrap();
+            let o = ManualSaOptions {
+                algorithms,
+                mode,
+                key_a_out: 0x99, // B expects 0xB2
+                ..Default::default()
+            };
+            manual_sa(&mut net, &o).unwrap();
+            net.drive().unwrap();
+            let (_, got) = send_a_to_b(&mut net, 10, 0);
+            assert!(got.is_empty(), "{o:?}");
+            let d = drops(&net.b);
+            assert_eq!(
+                (
+                    d.authentication_failures_on_inbound,
+                    d.total_drop_packets_inbound
+                ),
+                (10, 10),
+                "{o:?} offload {offload}"
+            );
+            let n = net.b.nic_stats();
+            let c = net.b.stack().statistics().inbound;
+            let mut want = [0u64; 8];
+            if offload {
+                // The NIC verified and failed the ICV; the stack counted its CryptoStatus.
+                want[usize::from(status.0)] = 10;
+                let nic_failed = n.rx_transport_esp_auth_failed
+                    + n.rx_transport_ah_auth_failed
+                    + n.rx_tunnel_esp_auth_failed
+                    + n.rx_tunnel_ah_auth_failed;
+                assert_eq!((nic_failed, n.rx_ok, n.rx_no_sa), (10, 0, 0));
+                assert_eq!(c.software_processed, 0);
+            } else {
+                assert_eq!((n.rx_ok, n.rx_no_sa), (0, 10));
+            }
+            assert_eq!(c.nic_crypto_failures, want, "{o:?} offload {offload}");
+            assert_eq!(c.delivered, 0);
+        }
     }
 }
 
