@@ -357,3 +357,61 @@ impl core::fmt::Debug for TwoHosts {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcap_frames_parses_records_and_stops_at_truncation() {
+        let (wa, _peer) = MemWire::pair();
+        let mut w = PcapWriter::new(wa, CaptureBuffer::default());
+        let mut frames = vec![
+            Frame::from_bytes(&[1u8; 60], 0, 0),
+            Frame::from_bytes(&[2u8; 70], 0, 0),
+        ];
+        w.transmit(Duration::from_millis(1), &mut frames, &mut Vec::new())
+            .unwrap();
+        let bytes = w.output().bytes();
+        let got = pcap_frames(&bytes);
+        assert_eq!(got, vec![vec![1u8; 60], vec![2u8; 70]]);
+        assert_eq!(pcap_frames(&bytes[..bytes.len() - 1]), vec![vec![1u8; 60]]);
+        assert!(pcap_frames(b"not a pcap").is_empty());
+    }
+
+    #[test]
+    fn drive_reports_the_bound_and_waits_for_delayed_frames() {
+        let send = |net: &mut TwoHosts| {
+            let now = net.now();
+            let (a, b) = (crate::A_V4.into(), crate::B_V4.into());
+            net.a
+                .stack_mut()
+                .send_udp(
+                    now,
+                    core::net::SocketAddr::new(a, 1),
+                    core::net::SocketAddr::new(b, 2),
+                    b"x",
+                )
+                .unwrap();
+        };
+        // 50 ms of wire delay at 1 ms per step: a bound of 10 steps is hit with the frame
+        // still held; an unbounded drive delivers it after the delay.
+        let mut cfg = TopologyConfig::standard();
+        cfg.faults_a_to_b.delay = Duration::from_millis(50);
+        cfg.max_steps = 10;
+        let mut net = TwoHosts::new(cfg).unwrap();
+        send(&mut net);
+        assert_eq!(net.drive(), None);
+        assert_eq!(net.held(), 1);
+        assert_eq!(net.now(), Duration::from_millis(10));
+        let mut cfg = TopologyConfig::standard();
+        cfg.faults_a_to_b.delay = Duration::from_millis(50);
+        let mut net = TwoHosts::new(cfg).unwrap();
+        send(&mut net);
+        let steps = net.drive().unwrap();
+        assert!(steps > 50, "{steps}");
+        assert_eq!((net.held(), net.b.nic_stats().rx_frames), (0, 1));
+        assert_eq!(net.faults_a_to_b().delayed, 1);
+    }
+}
