@@ -817,7 +817,11 @@ mod tap {
 
         let mut net = TwoHosts::with_wires(TopologyConfig::standard(), tap_a, tap_b).unwrap();
         let sa = manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
-        net.drive().unwrap();
+        // Not `drive`: the kernel may keep sending its own frames (IPv6 ND, MLD) on the
+        // bridge, so the hosts need never be idle. Offloading is synchronous in the polls.
+        for _ in 0..5 {
+            net.step();
+        }
         let state = net.a.stack().sa_offload_state(sa.a.context).unwrap();
         assert_eq!(
             state.outbound,
@@ -1052,4 +1056,61 @@ fn runs_are_reproducible_and_capture_to_a_file() {
         pcap_frames(&bytes).len(),
         n1.capture().unwrap().frames().len()
     );
+}
+
+#[test]
+fn offload_turned_off_at_run_time_keeps_old_bundles_and_puts_new_ones_in_software() {
+    let mut net = TwoHosts::standard().unwrap();
+    let v4 = manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
+    net.drive().unwrap();
+    net.a.stack_mut().set_offload(false);
+    net.b.stack_mut().set_offload(false);
+    // A second SA pair (IPv6) installed after offload was turned off.
+    let v6 = manual_sa(
+        &mut net,
+        &ManualSaOptions {
+            ipv6: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    net.drive().unwrap();
+    let off = Some(transport::stack::SaOffloadState::Offloaded);
+    let soft = Some(transport::stack::SaOffloadState::Software);
+    for (h, c4, c6) in [
+        (&net.a, v4.a.context, v6.a.context),
+        (&net.b, v4.b.context, v6.b.context),
+    ] {
+        let s4 = h.stack().sa_offload_state(c4).unwrap();
+        let s6 = h.stack().sa_offload_state(c6).unwrap();
+        assert_eq!((s4.inbound, s4.outbound), (off, off), "{}", h.name());
+        assert_eq!((s6.inbound, s6.outbound), (soft, soft), "{}", h.name());
+        let agg = h.stack().ipsec_get_statistics1().aggregate_sa_statistics;
+        assert_eq!((agg.active_sas, agg.offloaded_sas), (4, 2));
+        assert_eq!(h.nic_stats().sa_added, 2);
+    }
+    let (sent4, got4) = send_a_to_b(&mut net, 5, 0);
+    assert_eq!(got4.into_iter().map(|g| g.0).collect::<Vec<_>>(), sent4);
+    let now = net.now();
+    for i in 0..3 {
+        net.a
+            .stack_mut()
+            .send_udp(
+                now,
+                sock(A_V6.into(), 5000),
+                sock(B_V6.into(), 6000),
+                &payload(i, 30),
+            )
+            .unwrap();
+    }
+    net.drive().unwrap();
+    assert_eq!(
+        recv_all(&mut net.b),
+        (0..3).map(|i| (payload(i, 30), true)).collect::<Vec<_>>()
+    );
+    assert_eq!(net.a.nic_stats().tx_protected, 5);
+    assert_eq!(net.b.nic_stats().rx_ok, 5);
+    let c = net.b.stack().statistics().inbound;
+    assert_eq!((c.nic_processed, c.software_processed), (5, 3));
+    assert_eq!(drops(&net.b).total_drop_packets_inbound, 0);
 }
