@@ -27,6 +27,9 @@ pub struct HostConfig {
     pub offload: bool,
     /// SAs the NIC's table holds per direction (`SaOffloadCapacity`).
     pub nic_capacity: usize,
+    /// NIC policy: once this many inbound SAs are offloaded, received frames of the least
+    /// recently used one carry `SaDeleteReq` (`None`: never).
+    pub delete_request_threshold: Option<usize>,
     /// Anti-replay window of inbound SAs (32..=65536).
     pub replay_window: u32,
     /// Frame buffers of the stack's pool.
@@ -40,8 +43,8 @@ pub struct HostConfig {
 }
 
 impl HostConfig {
-    /// A host named `name` with `mac` and `addresses`, offload on, NIC capacity 16, replay
-    /// window 64, 64 buffers, seed 1, the fastest provider, no neighbors.
+    /// A host named `name` with `mac` and `addresses`, offload on, NIC capacity 16, no
+    /// delete requests, replay window 64, 64 buffers, seed 1, the fastest provider, no neighbors.
     pub fn new(name: &str, mac: [u8; 6], addresses: Vec<IpAddr>) -> Self {
         HostConfig {
             name: name.to_owned(),
@@ -51,6 +54,7 @@ impl HostConfig {
             provider: ProviderKind::fastest(),
             offload: true,
             nic_capacity: 16,
+            delete_request_threshold: None,
             replay_window: 64,
             buffers: 64,
             seed: 1,
@@ -131,6 +135,7 @@ impl Host {
             table: TableConfig {
                 inbound_capacity: config.nic_capacity,
                 outbound_capacity: config.nic_capacity,
+                delete_request_threshold: config.delete_request_threshold,
                 ..TableConfig::default()
             },
             provider: config.provider,

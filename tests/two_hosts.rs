@@ -1114,3 +1114,42 @@ fn offload_turned_off_at_run_time_keeps_old_bundles_and_puts_new_ones_in_softwar
     assert_eq!((c.nic_processed, c.software_processed), (5, 3));
     assert_eq!(drops(&net.b).total_drop_packets_inbound, 0);
 }
+
+#[test]
+fn nic_delete_request_moves_the_sa_to_software_then_back() {
+    // B's NIC asks to delete its least recently used inbound SA as soon as it holds one: the
+    // frame still arrives processed, B's stack deletes the pair from the NIC and keeps
+    // serving it in software for SA_DELETE_REQ_HOLDOFF, then offloads it again (and the NIC
+    // asks again). Nothing is lost.
+    let mut cfg = TopologyConfig::standard();
+    cfg.b.delete_request_threshold = Some(1);
+    let mut net = TwoHosts::new(cfg).unwrap();
+    let sa = manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
+    net.drive().unwrap();
+    let requested = Some(transport::stack::SaOffloadState::DeleteRequested);
+    let mut delivered = 0;
+    for round in 1..=2u64 {
+        let (sent, got) = send_a_to_b(&mut net, 6, round as usize);
+        assert_eq!(got.into_iter().map(|g| g.0).collect::<Vec<_>>(), sent);
+        delivered += 6;
+        let st = net.b.stack().sa_offload_state(sa.b.context).unwrap();
+        assert_eq!((st.inbound, st.outbound), (requested, requested));
+        let n = net.b.nic_stats();
+        assert_eq!(
+            (n.rx_ok, n.rx_sa_delete_req, n.sa_added, n.sa_deleted),
+            (6 * round, 6 * round, 2 * round, 2 * round)
+        );
+        let s = net.b.stack().statistics();
+        assert_eq!(s.inbound.delivered, delivered);
+        assert_eq!(s.ipsec.aggregate_sa_statistics.offloaded_sas, 0);
+        assert_eq!(s.offload.add_sa_ok, 2 * round);
+        assert_eq!(
+            s.ipsec
+                .aggregate_drop_packet_statistics
+                .total_drop_packets_inbound,
+            0
+        );
+        net.advance(transport::stack::SA_DELETE_REQ_HOLDOFF);
+        net.drive().unwrap();
+    }
+}
