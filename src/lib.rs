@@ -5,8 +5,30 @@
 //! over an in-memory wire with seeded faults and a pcap capture, on a virtual clock), and the
 //! reusable [`manual_sa`] scenario (ndis-wfp-abi.md §8.1) that protects traffic between them.
 //!
-//! No wall clock: time advances only through [`TwoHosts::step`] / [`TwoHosts::drive`] (or the
-//! `now` given to [`Host::poll`]), so every run is reproducible.
+//! No wall clock: time advances only through [`TwoHosts::step`] / [`TwoHosts::drive`] /
+//! [`TwoHosts::advance`] (or the `now` given to [`Host::poll`]), so every run with the same
+//! seeds is reproducible frame for frame.
+//!
+//! # Pieces
+//! - [`Host`] ([`HostConfig`]): `VirtualMiniport::initialize` on a wire port (stepping mode),
+//!   `HostStack` over it (its own seeded WFP engine), the stack bound as the miniport's
+//!   protocol. [`Host::poll`] runs the miniport (NIC transmit/receive, send completions,
+//!   receive indications) then the stack (completions, received frames, SA events, lifetimes).
+//! - [`TwoHosts`] ([`TopologyConfig`]): A and B on a `MemWire` pair (or any two ports:
+//!   [`TwoHosts::with_wires`], e.g. TAP devices), each direction through a seeded
+//!   `FaultInjector` ([`TwoHosts::faults_a_to_b`] / [`TwoHosts::faults_b_to_a`] report what
+//!   it did), A's port optionally captured ([`Capture`], [`CaptureBuffer::frames`],
+//!   [`pcap_frames`]). [`TwoHosts::step`] advances the clock by one tick and polls A then B;
+//!   [`TwoHosts::drive`] steps until three consecutive steps move no frame and nothing is held
+//!   in the wire, or the step bound is hit.
+//! - [`manual_sa`] ([`ManualSaOptions`], [`Algorithms`], [`SaMode`]): the WFP call sequence of
+//!   the Manual SA scenario on both hosts; returns both sides' engine, SA context, SPI and
+//!   filter ids ([`ManualSa`]).
+//!
+//! # Known issue worked around
+//! [`RefillCompletions`] (on by default, [`HostConfig::refill_completions`]) works around a
+//! transport bug: the stack pools send completions whose buffer moved to the peer as if they
+//! were full buffers. See its docs.
 //!
 //! # Example
 //! ```

@@ -106,11 +106,12 @@ pub fn pcap_frames(pcap: &[u8]) -> Vec<Vec<u8>> {
         let mut l = [0u8; 4];
         l.copy_from_slice(&h[8..12]);
         let len = u32::from_le_bytes(l) as usize;
-        let Some(data) = pcap.get(at + 16..at + 16 + len) else {
+        let end = at.saturating_add(16).saturating_add(len);
+        let Some(data) = pcap.get(at + 16..end) else {
             break;
         };
         out.push(data.to_vec());
-        at += 16 + len;
+        at = end;
     }
     out
 }
