@@ -116,6 +116,26 @@ fn manual_sa_udp_as_esp_icmp_in_clear_nics_do_the_crypto() {
         for f in frames.iter().filter(|f| ip_proto(f) == Some(50)) {
             assert!(!f.windows(16).any(|w| w == &payload(0, 100)[..16]));
         }
+        // ESP headers: each host sends with the SPI its peer got from GetSpi0 (exchanged out
+        // of band), sequence numbers from 1.
+        let esp = 14 + if ipv6 { 40 } else { 20 };
+        let spi_seq = |f: &Vec<u8>| {
+            let w = |o: usize| u32::from_be_bytes(f[o..o + 4].try_into().unwrap());
+            (w(esp), w(esp + 4))
+        };
+        let from = |mac: [u8; 6]| -> Vec<(u32, u32)> {
+            frames
+                .iter()
+                .filter(|f| ip_proto(f) == Some(50) && f[6..12] == mac)
+                .map(spi_seq)
+                .collect()
+        };
+        assert_eq!(
+            from(MAC_A),
+            vec![(sa.b.spi, 1), (sa.b.spi, 2), (sa.b.spi, 3)]
+        );
+        assert_eq!(from(MAC_B), vec![(sa.a.spi, 1), (sa.a.spi, 2)]);
+        assert_ne!(sa.a.spi, sa.b.spi);
 
         // NICs did the crypto.
         let (na, nb) = (net.a.nic_stats(), net.b.nic_stats());
