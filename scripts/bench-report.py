@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Benchmark report: reads criterion's output of the crate benches (ipsec `crypto`, nicsim
+`engine`, miniport `oids`) and prints a Markdown table of results and of the ratios that
+/work/shared/spec/performance.md sets as targets, then writes PNG plots.
+
+Usage: scripts/bench-report.py [TARGET_DIR] [--out docs/bench] [--no-plots]
+
+TARGET_DIR defaults to $CARGO_TARGET_DIR, else ./target; results are read from
+TARGET_DIR/criterion/**/new/{benchmark,estimates}.json (medians). Every ratio compares two
+benchmarks of the same run (the machine is shared and noisy: absolute figures across runs
+mean little).
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+
+ALGS = ["aes-gcm-128", "aes-gcm-256", "aes-cbc-128-hmac-sha256", "null-hmac-sha1", "gmac-128"]
+SIZES = [64, 512, 1420, 9000]
+
+
+def load(target):
+    """full id -> (median ns per iteration, elements per iteration, bytes per iteration)."""
+    out = {}
+    pattern = os.path.join(target, "criterion", "**", "new", "benchmark.json")
+    for bj in glob.glob(pattern, recursive=True):
+        d = os.path.dirname(bj)
+        try:
+            with open(bj) as f:
+                b = json.load(f)
+            with open(os.path.join(d, "estimates.json")) as f:
+                e = json.load(f)
+        except (OSError, ValueError):
+            continue
+        parts = [b.get("group_id")]
+        if b.get("function_id") is not None:
+            parts.append(b["function_id"])
+        if b.get("value_str") is not None:
+            parts.append(b["value_str"])
+        key = "/".join(str(p) for p in parts if p is not None)
+        t = b.get("throughput") or {}
+        elems = nbytes = None
+        if "ElementsAndBytes" in t:
+            elems = t["ElementsAndBytes"]["elements"]
+            nbytes = t["ElementsAndBytes"]["bytes"]
+        elif "Bytes" in t:
+            nbytes = t["Bytes"]
+        elif "Elements" in t:
+            elems = t["Elements"]
+        out[key] = (e["median"]["point_estimate"], elems, nbytes)
+    return out
+
+
+def gbps(r):
+    """GB/s (1e9 bytes per second) of a result, or None."""
+    if r is None or r[2] is None:
+        return None
+    return r[2] / r[0]
+
+
+def rate(r):
+    """Elements per second of a result, or None."""
+    if r is None or r[1] is None:
+        return None
+    return r[1] / r[0] * 1e9
+
+
+def fmt(x, unit=""):
+    if x is None:
+        return "–"
+    if unit == "pps":
+        return f"{x / 1e6:.2f} M/s"
+    if unit == "/s":
+        return f"{x:,.0f}/s"
+    if unit == "x":
+        return f"{x:.2f}×"
+    if unit == "%":
+        return f"{x * 100:.0f} %"
+    return f"{x:.2f}"
+
+
+def verdict(value, target):
+    if value is None:
+        return "not measured"
+    return "PASS" if value >= target else f"MISS ({value / target * 100:.0f} % of target)"
+
+
+def targets(res, fast):
+    """Rows: metric, measured, target, verdict."""
+    rows = []
+    g = f"aes-gcm-128/{fast}"
+
+    def ratio_time(num, den):
+        a, b = res.get(num), res.get(den)
+        if a is None or b is None:
+            return None
+        return a[0] / b[0]  # same work per iteration: time(den) speed relative to num
+
+    tx = ratio_time(f"esp_seal/{g}/1420/raw", f"engine_tx/{g}/1420")
+    rows.append(("NIC engine ESP AES-128-GCM encrypt, 1420 B, vs raw seal (same run)",
+                 fmt(tx, "%"), "≥ 85 %", verdict(tx, 0.85)))
+    rx = ratio_time(f"esp_open/{g}/1420/raw", f"engine_rx/{g}/1420")
+    rows.append(("NIC engine decrypt+verify, 1420 B, vs raw open",
+                 fmt(rx, "%"), "≥ 85 %", verdict(rx, 0.85)))
+    for side in ("tx", "rx"):
+        p = rate(res.get(f"engine_{side}/{g}/64"))
+        rows.append((f"NIC engine 64 B packets ({side}), one core", fmt(p, "pps"), "≥ 2.5 Mpps",
+                     verdict(p / 2.5e6 if p else None, 1.0)))
+    base = res.get(f"sa_table/{g}/64/1")
+    for n in ("1000", "100000", "1000000"):
+        r = res.get(f"sa_table/{g}/64/{n}")
+        v = base[0] / r[0] if base and r else None
+        tgt = "≥ 90 %" if n == "100000" else "(info)"
+        rows.append((f"SA table: lookup+decrypt with {int(n):,} SAs vs 1 SA (64 B)", fmt(v, "%"),
+                     tgt, verdict(v, 0.9) if n == "100000" else "info"))
+    c = rate(res.get(f"oid_add_delete_sa/aes-gcm-128/{fast}"))
+    rows.append(("control plane: ADD_SA + DELETE_SA pairs per second (AES-GCM-128)", fmt(c, "/s"),
+                 "≥ 100,000/s", verdict(c / 1e5 if c else None, 1.0)))
+    for size in (1420, 64):
+        one = res.get(f"multi_queue/{g}/{size}/workers/1")
+        two = res.get(f"multi_queue/{g}/{size}/workers/2")
+        v = one[0] / two[0] if one and two else None
+        rows.append((f"multi-queue: 2 NIC workers vs 1 over MemWire, {size} B "
+                     f"({fmt(rate(one), 'pps')} -> {fmt(rate(two), 'pps')})",
+                     fmt(v, "x"), "≥ 1.7×", verdict(v, 1.7)))
+    for metric, tgt in [
+        ("full two-host pipeline over the in-memory wire vs engine-only, 1420 B", "≥ 50 %"),
+        ("host on a TAP device, one NIC thread, vs raw TAP frame rate", "≥ 80 %"),
+        ("offload vs software: host CPU per packet at 1420 B", "≤ 40 %"),
+    ]:
+        rows.append((metric, "–", tgt, "not benchmarked here (root package)"))
+    return rows
+
+
+def crypto_table(res, providers):
+    lines = ["| algorithm | provider | size | raw seal GB/s | bundle seal | engine tx | "
+             "raw open GB/s | bundle open | engine rx |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for alg in ALGS:
+        for p in providers:
+            for s in SIZES:
+                rs = res.get(f"esp_seal/{alg}/{p}/{s}/raw")
+                bs = res.get(f"esp_seal/{alg}/{p}/{s}/bundle")
+                et = res.get(f"engine_tx/{alg}/{p}/{s}")
+                ro = res.get(f"esp_open/{alg}/{p}/{s}/raw")
+                bo = res.get(f"esp_open/{alg}/{p}/{s}/bundle")
+                er = res.get(f"engine_rx/{alg}/{p}/{s}")
+                if not any([rs, bs, et, ro, bo, er]):
+                    continue
+
+                def rel(x, ref):
+                    if x is None or ref is None:
+                        return "–"
+                    return f"{gbps(x):.2f} ({ref[0] / x[0] * 100:.0f} %)"
+
+                lines.append(f"| {alg} | {p} | {s} | {fmt(gbps(rs))} | {rel(bs, rs)} | "
+                             f"{rel(et, rs)} | {fmt(gbps(ro))} | {rel(bo, ro)} | {rel(er, ro)} |")
+    return lines
+
+
+def misc_table(res):
+    lines = ["| benchmark | median per iteration | throughput |", "|---|---:|---:|"]
+    for k in sorted(res):
+        if k.startswith(("replay_check_update", "framing", "sa_table", "multi_queue",
+                         "oid_add_delete_sa")):
+            t, e, b = res[k]
+            thr = []
+            if e:
+                thr.append(fmt(rate(res[k]), "pps") if e > 1 else fmt(rate(res[k]), "/s"))
+            if b:
+                thr.append(f"{gbps(res[k]):.2f} GB/s")
+            lines.append(f"| `{k}` | {t / 1000:.2f} µs | {', '.join(thr)} |")
+    return lines
+
+
+def ensure_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"],
+                       check=True)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plots(res, providers, out):
+    plt = ensure_matplotlib()
+    os.makedirs(out, exist_ok=True)
+    written = []
+    # 1. raw seal throughput vs size, per algorithm and provider.
+    for op in ("seal", "open"):
+        fig, axes = plt.subplots(1, len(providers), figsize=(6 * len(providers), 4.5),
+                                 sharey=True, squeeze=False)
+        for ax, p in zip(axes[0], providers):
+            for alg in ALGS:
+                xs, ys = [], []
+                for s in SIZES:
+                    v = gbps(res.get(f"esp_{op}/{alg}/{p}/{s}/raw"))
+                    if v is not None:
+                        xs.append(s)
+                        ys.append(v)
+                if xs:
+                    ax.plot(xs, ys, marker="o", label=alg)
+            ax.set_xscale("log")
+            ax.set_xticks(SIZES, [str(s) for s in SIZES])
+            ax.set_title(f"raw {op}, {p}")
+            ax.set_xlabel("ESP payload (bytes)")
+            ax.grid(True, alpha=0.3)
+        axes[0][0].set_ylabel("GB/s (one core)")
+        axes[0][-1].legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out, f"raw_{op}_by_size.png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        written.append(path)
+    # 2. raw vs bundle vs engine, AES-GCM-128, per provider.
+    for alg in ("aes-gcm-128", "aes-cbc-128-hmac-sha256"):
+        fig, axes = plt.subplots(1, len(providers), figsize=(6 * len(providers), 4.5),
+                                 squeeze=False)
+        for ax, p in zip(axes[0], providers):
+            series = [
+                ("raw seal", lambda s: f"esp_seal/{alg}/{p}/{s}/raw", "-"),
+                ("Bundle::protect", lambda s: f"esp_seal/{alg}/{p}/{s}/bundle", "-"),
+                ("engine tx", lambda s: f"engine_tx/{alg}/{p}/{s}", "-"),
+                ("raw open", lambda s: f"esp_open/{alg}/{p}/{s}/raw", "--"),
+                ("Bundle::unprotect", lambda s: f"esp_open/{alg}/{p}/{s}/bundle", "--"),
+                ("engine rx", lambda s: f"engine_rx/{alg}/{p}/{s}", "--"),
+            ]
+            for name, k, ls in series:
+                xs, ys = [], []
+                for s in SIZES:
+                    v = gbps(res.get(k(s)))
+                    if v is not None:
+                        xs.append(s)
+                        ys.append(v)
+                if xs:
+                    ax.plot(xs, ys, marker="o", linestyle=ls, label=name)
+            ax.set_xscale("log")
+            ax.set_xticks(SIZES, [str(s) for s in SIZES])
+            ax.set_title(f"{alg}, {p}: raw vs bundle vs NIC engine")
+            ax.set_xlabel("ESP payload (bytes)")
+            ax.set_ylabel("GB/s (one core)")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out, f"engine_vs_raw_{alg}.png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("target", nargs="?",
+                    default=os.environ.get("CARGO_TARGET_DIR") or "target")
+    ap.add_argument("--out", default="docs/bench", help="where results.md and PNGs go")
+    ap.add_argument("--no-plots", action="store_true")
+    a = ap.parse_args()
+    res = load(a.target)
+    if not res:
+        sys.exit(f"no criterion results under {a.target}/criterion")
+    providers = [p for p in ("aws-lc", "rustcrypto")
+                 if any(k.startswith(f"esp_seal/aes-gcm-128/{p}/") for k in res)]
+    fast = providers[0] if providers else "aws-lc"
+    md = ["## Targets (ratios within one run; fast provider: " + fast + ")", "",
+          "| metric | measured | target | verdict |", "|---|---:|---|---|"]
+    md += [f"| {m} | {v} | {t} | {d} |" for m, v, t, d in targets(res, fast)]
+    md += ["", "## ESP throughput: raw primitive, `Bundle`, NIC engine", "",
+           "GB/s of ESP payload on one core; in parentheses, relative to the raw primitive "
+           "of the same provider, algorithm and size in the same run.", ""]
+    md += crypto_table(res, providers)
+    md += ["", "## Other benchmarks", ""]
+    md += misc_table(res)
+    text = "\n".join(md) + "\n"
+    print(text)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write(text)
+    if not a.no_plots:
+        for p in plots(res, providers, a.out):
+            print(f"wrote {p}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
