@@ -36,10 +36,6 @@ pub struct HostConfig {
     pub buffers: usize,
     /// Seed of the host's WFP engine (SPIs and GUIDs are reproducible).
     pub seed: u64,
-    /// Work around a transport bug (reported; see [`RefillCompletions`]): give send
-    /// completions whose buffer moved to the peer a fresh buffer before the stack pools them.
-    /// `false` shows the bug.
-    pub refill_completions: bool,
 }
 
 impl HostConfig {
@@ -58,7 +54,6 @@ impl HostConfig {
             replay_window: 64,
             buffers: 64,
             seed: 1,
-            refill_completions: true,
         }
     }
 }
@@ -82,35 +77,6 @@ impl core::fmt::Display for HostError {
 }
 
 impl std::error::Error for HostError {}
-
-/// A protocol shim around the stack's `oid::Protocol` face working around a transport bug:
-/// `VirtualMiniport` completes a send whose buffer moved to the peer (in-memory wire) with an
-/// empty buffer when it has no recycled receive buffer (documented miniport behaviour), and
-/// `HostStack::poll` puts such an Nbl back into its pool as if it were a full frame buffer:
-/// later deliveries fail (`InboundCounters::no_buffer`, the frame is lost) and sends fail
-/// (`StackError::Malformed`). The shim gives such Nbls a fresh zeroed
-/// `transport::stack::BUFFER_LEN` buffer before the stack sees them; everything else is
-/// forwarded unchanged.
-pub struct RefillCompletions(pub Arc<dyn oid::Protocol>);
-
-impl oid::Protocol for RefillCompletions {
-    fn receive_net_buffer_lists(&self, nbls: &mut Vec<oid::Nbl>) {
-        self.0.receive_net_buffer_lists(nbls);
-    }
-
-    fn send_net_buffer_lists_complete(&self, nbls: &mut Vec<oid::Nbl>) {
-        for nbl in nbls.iter_mut() {
-            if nbl.buffer.len() < transport::stack::BUFFER_LEN {
-                nbl.buffer.resize(transport::stack::BUFFER_LEN, 0);
-            }
-        }
-        self.0.send_net_buffer_lists_complete(nbls);
-    }
-
-    fn status_indication(&self, indication: &oid::StatusIndication<'_>) {
-        self.0.status_indication(indication);
-    }
-}
 
 /// One host: a transport ([`HostStack`]) bound to a [`VirtualMiniport`] whose NIC sits on a
 /// wire port. The miniport runs in stepping mode: nothing moves until [`Host::poll`].
@@ -160,11 +126,7 @@ impl Host {
         let stack = HostStack::with_bfe(stack_cfg, as_miniport, Bfe::with_seed(config.seed))
             .map_err(HostError::Stack)?;
         let protocol = stack.protocol_handle();
-        if config.refill_completions {
-            miniport.bind(Arc::new(RefillCompletions(protocol)));
-        } else {
-            miniport.bind(protocol);
-        }
+        miniport.bind(protocol);
         Ok(Host {
             name: config.name.clone(),
             stack,

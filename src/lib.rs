@@ -25,11 +25,6 @@
 //!   the Manual SA scenario on both hosts; returns both sides' engine, SA context, SPI and
 //!   filter ids ([`ManualSa`]).
 //!
-//! # Known issue worked around
-//! [`RefillCompletions`] (on by default, [`HostConfig::refill_completions`]) works around a
-//! transport bug: the stack pools send completions whose buffer moved to the peer as if they
-//! were full buffers. See its docs.
-//!
 //! # Example
 //! ```
 //! use std::net::SocketAddr;
@@ -59,7 +54,7 @@ mod host;
 mod manual_sa;
 mod topology;
 
-pub use host::{Host, HostConfig, HostError, RefillCompletions};
+pub use host::{Host, HostConfig, HostError};
 pub use manual_sa::{
     Algorithms, ManualSa, ManualSaError, ManualSaOptions, ManualSaSide, SaMode, manual_sa,
 };

@@ -194,18 +194,14 @@ fn manual_sa_udp_as_esp_icmp_in_clear_nics_do_the_crypto() {
     }
 }
 
-/// BUG (transport): `HostStack::poll` pools send completions whose buffer moved to the peer
-/// (the miniport completes them with an empty buffer until it has recycled receive buffers,
-/// as miniport's docs say), so the next delivery finds an empty pool buffer: the datagram is
-/// lost and counted as `no_buffer`. Host B sends before it has received anything, then
-/// receives. Passes with the `RefillCompletions` shim (`refill_completions: true`).
+/// Regression (found by this file, fixed in `transport`): `HostStack::poll` used to pool send
+/// completions whose buffer moved to the peer (the miniport completes them with an empty
+/// buffer until it has recycled receive buffers), so the next delivery found an empty pool
+/// buffer and dropped the datagram as `no_buffer`. Host B sends before it has received
+/// anything, then receives.
 #[test]
-#[ignore = "transport bug: HostStack pools send completions with an empty buffer (no_buffer drops)"]
-fn bug_stack_pools_empty_send_completion_buffers() {
-    let mut cfg = TopologyConfig::standard();
-    cfg.a.refill_completions = false;
-    cfg.b.refill_completions = false;
-    let mut net = TwoHosts::new(cfg).unwrap();
+fn stack_refills_send_completions_whose_buffer_moved_to_the_peer() {
+    let mut net = TwoHosts::new(TopologyConfig::standard()).unwrap();
     manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
     net.drive().unwrap();
     let (a, b) = addrs(false);
@@ -517,10 +513,10 @@ fn wire_loss_duplication_reordering_corruption_are_counted_exactly() {
     assert_eq!(drops(&net.b).total_drop_packets_inbound, 0);
 
     // Corruption: every corrupted frame that is not delivered is exactly one counted drop;
-    // what is delivered is intact (ICV). 8 flips pass: 6 in the MAC addresses (nobody filters
-    // the destination MAC: the NIC model is promiscuous) and 2 in the outer IPv4 TTL, which
-    // should have been dropped (bad header checksum; see
-    // `bug_ipv4_header_checksum_not_verified_on_receive`). ICV failures are the NIC's status.
+    // what is delivered is intact (ICV). 6 flips pass: all in the MAC addresses (nobody
+    // filters the destination MAC: the NIC model is promiscuous). Flips in the outer IPv4
+    // header fail its checksum and are dropped as malformed (see
+    // `ipv4_header_checksum_is_verified_on_receive`). ICV failures are the NIC's status.
     let mut net = faulty(nicsim::FaultConfig {
         corrupt: 0.2,
         ..fault(14)
@@ -541,7 +537,7 @@ fn wire_loss_duplication_reordering_corruption_are_counted_exactly() {
             c.malformed,
             lost,
         ),
-        (29, 2, 1, 2, 34)
+        (29, 2, 0, 5, 36)
     );
     assert_eq!(
         u64::from(d.authentication_failures_on_inbound),
@@ -949,13 +945,12 @@ impl nicsim::Wire for TtlFlip {
     }
 }
 
-/// BUG (transport): the inbound path does not verify the IPv4 header checksum (RFC 1122
-/// §3.2.1.2: a host must verify it and silently discard on failure). With ESP the outer
-/// header is not authenticated, so a frame whose TTL was flipped on the wire (checksum now
-/// wrong) is delivered. Found by the seeded corruption test (seed 14: frames 2 and 88).
+/// Regression (found by the seeded corruption test, seed 14: frames 2 and 88; fixed in
+/// `transport`): a host must verify the IPv4 header checksum and silently discard on failure
+/// (RFC 1122 §3.2.1.2). ESP does not authenticate the outer header, so a frame whose TTL was
+/// flipped on the wire used to be delivered.
 #[test]
-#[ignore = "transport bug: IPv4 header checksum not verified on receive"]
-fn bug_ipv4_header_checksum_not_verified_on_receive() {
+fn ipv4_header_checksum_is_verified_on_receive() {
     let (wa, wb) = nicsim::MemWire::pair();
     let mut net = TwoHosts::with_wires(TopologyConfig::standard(), TtlFlip(wa), wb).unwrap();
     manual_sa(&mut net, &ManualSaOptions::default()).unwrap();
@@ -968,6 +963,7 @@ fn bug_ipv4_header_checksum_not_verified_on_receive() {
         got.len()
     );
     assert_eq!(drops(&net.b).total_drop_packets_inbound, 5);
+    assert_eq!(net.b.stack().statistics().inbound.bad_ipv4_checksum, 5);
 }
 
 #[test]

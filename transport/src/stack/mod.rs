@@ -569,6 +569,15 @@ impl HostStack {
                 if nbl.status != NdisStatus::SUCCESS {
                     self.stats.outbound.send_failures += 1;
                 }
+                if nbl.buffer.len() < BUFFER_LEN {
+                    // The frame's memory moved on with the frame (an in-memory wire hands the
+                    // Vec to the peer) and the miniport completed a smaller or empty husk:
+                    // give the pool a full buffer back. This allocates, but only when the
+                    // miniport had no returned receive buffer to refill the husk with
+                    // (one-way traffic); counted in `husk_completions_refilled`.
+                    nbl.buffer = vec![0; BUFFER_LEN];
+                    self.stats.husk_completions_refilled += 1;
+                }
                 nbl.reset(HEADROOM);
                 self.pool.push(nbl);
             }
@@ -1515,6 +1524,18 @@ impl HostStack {
         };
         let ip_range = ip_start..ip_start + ip_len;
         let ip = nbl.buffer.get(ip_range.clone()).unwrap_or(&[]);
+        // RFC 1122 §3.2.1.2: a host verifies the IPv4 header checksum and silently discards
+        // a datagram that fails (ESP and AH-less paths do not protect the outer header).
+        if ip.first().map(|b| b >> 4) == Some(4) {
+            let ihl = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+            match ip.get(..ihl) {
+                Some(h) if ihl >= 20 && ipsec::wire::internet_checksum(h) == 0 => {}
+                _ => {
+                    self.stats.inbound.bad_ipv4_checksum += 1;
+                    return self.drop_malformed();
+                }
+            }
+        }
         // ESP/AH packets parse too (parse_ip does not interpret the payload).
         let Some(outer_dst) = ip_of(ip) else {
             return self.drop_malformed();

@@ -115,8 +115,10 @@ pub struct OutboundDrops {
 /// `totalDropPacketsInbound`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct InboundCounters {
-    /// Not Ethernet/IP, truncated, not for this host.
+    /// Not Ethernet/IP, truncated, bad IPv4 header checksum, not for this host.
     pub malformed: u64,
+    /// Of `malformed`: IPv4 header checksum failures (RFC 1122 §3.2.1.2).
+    pub bad_ipv4_checksum: u64,
     /// Classified BLOCK at the inbound transport layer.
     pub blocked: u64,
     /// No free buffer to queue a delivery.
@@ -175,6 +177,9 @@ pub struct StackStatistics {
     pub protected_sent: u64,
     /// Packets sent in clear.
     pub clear_sent: u64,
+    /// Send completions that came back without their buffer (it moved to the peer over an
+    /// in-memory wire) and were given a fresh one.
+    pub husk_completions_refilled: u64,
 }
 
 pub(crate) fn inc32(c: &mut u32) {
