@@ -56,7 +56,7 @@ mod topology;
 
 pub use host::{Host, HostConfig, HostError};
 pub use manual_sa::{
-    Algorithms, ManualSa, ManualSaError, ManualSaOptions, ManualSaSide, SaMode, manual_sa,
+    Algorithms, ManualSa, ManualSaError, ManualSaOptions, ManualSaSide, SaMode, manual_sa, rekey,
 };
 pub use topology::{
     Capture, CaptureBuffer, SharedWire, Topology, TopologyConfig, TwoHosts, pcap_frames,

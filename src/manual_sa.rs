@@ -407,6 +407,18 @@ impl Side<'_> {
                 .map_err(self.err("FwpmFilterAdd0"))?;
         }
         let [inbound_filter, outbound_filter] = ids;
+        self.new_context(o, engine, inbound_filter, outbound_filter)
+    }
+
+    /// Steps 4-5 on existing filters: IPsecSaContextCreate0 with the outbound filter id,
+    /// IPsecSaContextGetSpi0 with the inbound filter id.
+    fn new_context(
+        &mut self,
+        o: &ManualSaOptions,
+        engine: EngineHandle,
+        inbound_filter: u64,
+        outbound_filter: u64,
+    ) -> Result<ManualSaSide, ManualSaError> {
         let context = self
             .bfe
             .ipsec_sa_context_create0(engine, &self.traffic(o, outbound_filter), None)
@@ -514,4 +526,50 @@ pub fn manual_sa(hosts: &mut TwoHosts, o: &ManualSaOptions) -> Result<ManualSa, 
     };
     sa.install(o, &a, b.spi, o.key_a_in, o.key_a_out)?;
     Ok(ManualSa { a, b })
+}
+
+/// Rekey make-before-break: on the filters of `previous`, create a new SA context on both
+/// hosts (IPsecSaContextCreate0, GetSpi0), exchange the new SPIs and add the new bundles with
+/// keys derived from `o`'s key seeds (AddInbound0, AddOutbound0). The old contexts stay until
+/// the caller expires or deletes them (`IPsecSaContextExpire0` keeps the old inbound SA for a
+/// grace period, so packets in flight are still accepted). Outbound traffic switches to the
+/// newest complete context on each host's next poll.
+///
+/// # Errors
+/// The first WFP call that failed.
+pub fn rekey(
+    hosts: &mut TwoHosts,
+    previous: &ManualSa,
+    o: &ManualSaOptions,
+) -> Result<ManualSa, ManualSaError> {
+    let (a_ip, b_ip): (IpAddr, IpAddr) = if o.ipv6 {
+        (crate::A_V6.into(), crate::B_V6.into())
+    } else {
+        (crate::A_V4.into(), crate::B_V4.into())
+    };
+    let (pa, pb) = (&previous.a, &previous.b);
+    let mut sa = Side {
+        bfe: hosts.a.stack_mut().bfe_mut(),
+        who: 'A',
+        local: a_ip,
+        remote: b_ip,
+    };
+    let a_new = sa.new_context(o, pa.engine, pa.inbound_filter, pa.outbound_filter)?;
+    let mut sb = Side {
+        bfe: hosts.b.stack_mut().bfe_mut(),
+        who: 'B',
+        local: b_ip,
+        remote: a_ip,
+    };
+    let b_new = sb.new_context(o, pb.engine, pb.inbound_filter, pb.outbound_filter)?;
+    // New SPIs exchanged out of band; keys paired exactly as `manual_sa` pairs them.
+    sb.install(o, &b_new, a_new.spi, o.key_b_in, o.key_a_in)?;
+    let mut sa = Side {
+        bfe: hosts.a.stack_mut().bfe_mut(),
+        who: 'A',
+        local: a_ip,
+        remote: b_ip,
+    };
+    sa.install(o, &a_new, b_new.spi, o.key_a_in, o.key_a_out)?;
+    Ok(ManualSa { a: a_new, b: b_new })
 }

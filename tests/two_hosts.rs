@@ -1169,3 +1169,94 @@ fn nic_delete_request_moves_the_sa_to_software_then_back() {
         net.drive().unwrap();
     }
 }
+
+#[test]
+fn rekey_make_before_break_over_the_nics_loses_nothing() {
+    let mut net = TwoHosts::standard().unwrap();
+    let o = ManualSaOptions::default();
+    let old = manual_sa(&mut net, &o).unwrap();
+    net.drive().unwrap();
+    let (sent1, got1) = send_a_to_b(&mut net, 5, 1);
+    assert_eq!(got1.len(), 5);
+
+    // Frames framed with the old SA are in flight (queued at A's NIC) when the rekey lands.
+    let (a, b) = addrs(false);
+    let now = net.now();
+    let in_flight: Vec<Vec<u8>> = (0..3).map(|i| payload(2000 + i, 80)).collect();
+    for p in &in_flight {
+        net.a
+            .stack_mut()
+            .send_udp(now, sock(a, 5000), sock(b, 6000), p)
+            .unwrap();
+    }
+    let new = rekey(
+        &mut net,
+        &old,
+        &ManualSaOptions {
+            key_a_in: 41,
+            key_b_in: 42,
+            key_a_out: 42,
+            ..o
+        },
+    )
+    .unwrap();
+    assert_ne!((new.a.spi, new.b.spi), (old.a.spi, old.b.spi));
+    net.drive().unwrap();
+    let got_in_flight = recv_all(&mut net.b);
+    assert_eq!(
+        got_in_flight
+            .iter()
+            .map(|g| g.0.clone())
+            .collect::<Vec<_>>(),
+        in_flight,
+        "in-flight packets on the old SA are still accepted"
+    );
+
+    // New traffic uses the new SA, offloaded to both NICs.
+    let (sent2, got2) = send_a_to_b(&mut net, 5, 3);
+    assert_eq!(got2.iter().map(|g| g.0.clone()).collect::<Vec<_>>(), sent2);
+    assert_eq!(net.b.stack().inbound_highest_seq(new.b.context), Some(5));
+    assert_eq!(net.b.stack().inbound_highest_seq(old.b.context), Some(8));
+    let st = net.a.stack().sa_offload_state(new.a.context).unwrap();
+    assert_eq!(
+        (st.inbound, st.outbound),
+        (
+            Some(transport::stack::SaOffloadState::Offloaded),
+            Some(transport::stack::SaOffloadState::Offloaded)
+        )
+    );
+    assert_eq!(
+        net.a
+            .stack()
+            .ipsec_get_statistics1()
+            .aggregate_sa_statistics
+            .successful_rekeys,
+        1
+    );
+
+    // Break: expire the old contexts (outbound at once, inbound after the grace period).
+    for (h, side) in [(&mut net.a, &old.a), (&mut net.b, &old.b)] {
+        h.stack_mut()
+            .bfe_mut()
+            .ipsec_sa_context_expire0(side.engine, side.context)
+            .unwrap();
+    }
+    net.drive().unwrap();
+    let (sent3, got3) = send_a_to_b(&mut net, 5, 4);
+    assert_eq!(got3.iter().map(|g| g.0.clone()).collect::<Vec<_>>(), sent3);
+    net.advance(std::time::Duration::from_secs(61));
+    net.drive().unwrap();
+    assert!(net.a.stack().bfe().sa_context(old.a.context).is_none());
+    assert!(net.b.stack().bfe().sa_context(old.b.context).is_none());
+    let (sent4, got4) = send_a_to_b(&mut net, 5, 5);
+    assert_eq!(got4.iter().map(|g| g.0.clone()).collect::<Vec<_>>(), sent4);
+
+    // Zero loss, and only the new SAs remain on the NICs.
+    assert_eq!(
+        sent1.len() + in_flight.len() + sent2.len() + sent3.len() + sent4.len(),
+        23
+    );
+    assert_eq!(drops(&net.b).total_drop_packets_inbound, 0);
+    assert_eq!(net.a.miniport().sa_count(), (1, 1));
+    assert_eq!(net.b.miniport().sa_count(), (1, 1));
+}
