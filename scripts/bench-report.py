@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark report: reads criterion's output of the crate benches (ipsec `crypto`, nicsim
 `engine`, miniport `oids`) and prints a Markdown table of results and of the ratios that
-/work/shared/spec/performance.md sets as targets, then writes PNG plots.
+../shared/spec/performance.md sets as targets, then writes PNG plots.
 
 Usage: scripts/bench-report.py [TARGET_DIR] [--out docs/bench] [--no-plots]
 

@@ -8,7 +8,7 @@
 #
 # Output: $CARGO_TARGET_DIR/criterion (default ./target/criterion), the table on stdout and in
 # docs/bench/results.md, PNG plots in docs/bench/. Never set -C target-cpu=native (see
-# /work/shared/spec/performance.md: RustCrypto SHA becomes ~120x slower on this machine).
+# ../shared/spec/performance.md: RustCrypto SHA becomes ~120x slower on this machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARMUP="${WARMUP:-1}"
