@@ -74,3 +74,4 @@ pub const B_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 pub const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 /// Host B's MAC address in the standard topology.
 pub const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub mod cli;
