@@ -538,3 +538,27 @@ fn tshark_verifies_exported_sas() {
     // ICVs [correct] but gives no verdict for GCM ICVs: for GCM this checks decryption only.
     assert_eq!((decrypted, udp, correct, incorrect), (7, 9, 1, 0));
 }
+
+#[test]
+fn demo_runs_end_to_end() {
+    let pcap_p = tmp("demo.pcap");
+    let s = pcap_p.to_str().expect("utf-8 path");
+    let o = run(&["demo", "--udp", "4", "--pings", "2", "--pcap", s]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("UDP: 4/4 delivered; ping: 2/2 replies"),
+        "{out}"
+    );
+    assert!(out.contains("Outbound spi"), "{out}");
+    let cap = pcap::parse(&std::fs::read(&pcap_p).expect("read")).expect("demo pcap parses");
+    assert!(
+        cap.records
+            .iter()
+            .any(|r| r.data.len() > 23 && r.data[23] == 50)
+    );
+}

@@ -4,6 +4,7 @@
 //! clap front end over these.
 
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod pcap;
 pub mod process;
