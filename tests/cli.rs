@@ -562,3 +562,89 @@ fn demo_runs_end_to_end() {
             .any(|r| r.data.len() > 23 && r.data[23] == 50)
     );
 }
+
+#[test]
+fn tunnel_udp_encap_and_esn_round_trip() {
+    let k = "33".repeat(36);
+    let out = format!(
+        r#"
+[[sa]]
+spi = 0x4001
+direction = "outbound"
+protocol = "esp"
+mode = "tunnel"
+local = "192.0.2.0/24"
+remote = "198.51.100.0/24"
+tunnel_local = "203.0.113.1"
+tunnel_remote = "203.0.113.2"
+encryption = "aes-gcm-256"
+encryption_key = "{k}"
+udp_encap = {{ local_port = 4500, remote_port = 4500 }}
+
+[[sa]]
+spi = 0x5001
+direction = "outbound"
+protocol = "esp"
+local = "192.0.2.1"
+remote = "192.0.2.2"
+encryption = "null"
+integrity = "hmac-sha1-96"
+integrity_key = "{k20}"
+esn = true
+sequence = 0xfffffffe
+"#,
+        k20 = "44".repeat(20)
+    );
+    let inb = out
+        .replace("\"outbound\"", "\"inbound\"")
+        .replace(
+            "local = \"192.0.2.0/24\"\nremote = \"198.51.100.0/24\"",
+            "local = \"198.51.100.0/24\"\nremote = \"192.0.2.0/24\"",
+        )
+        .replace(
+            "tunnel_local = \"203.0.113.1\"\ntunnel_remote = \"203.0.113.2\"",
+            "tunnel_local = \"203.0.113.2\"\ntunnel_remote = \"203.0.113.1\"",
+        )
+        .replace(
+            "local = \"192.0.2.1\"\nremote = \"192.0.2.2\"",
+            "local = \"192.0.2.2\"\nremote = \"192.0.2.1\"",
+        );
+    let (a, b) = (parse(&out), parse(&inb));
+    let mut records = Vec::new();
+    for i in 0..4u8 {
+        for dst in [[198, 51, 100, 7], [192, 0, 2, 2]] {
+            let data = udp4([192, 0, 2, 1], dst, &vec![i; 30]);
+            records.push(pcap::Record {
+                ts_sec: 0,
+                ts_frac: 0,
+                orig_len: data.len() as u32,
+                data,
+            });
+        }
+    }
+    let input = pcap::Capture {
+        nanos: true,
+        snaplen: 65535,
+        records,
+    };
+    let (hw, rep) = process::process(&a, &input, process::Op::Encap, false).expect("encap");
+    let (sw, _) = process::process(&a, &input, process::Op::Encap, true).expect("encap sw");
+    assert_eq!(pcap::write(&hw), pcap::write(&sw));
+    assert_eq!((rep.processed, rep.passed), (8, 0), "{:?}", rep.dropped);
+    // Tunnel + NAT-T: outer 203.0.113.1 -> .2, UDP 4500, ESP inside.
+    let f = &hw.records[0].data;
+    assert_eq!(
+        (f[14 + 9], &f[14 + 12..14 + 20]),
+        (17, &[203, 0, 113, 1, 203, 0, 113, 2][..])
+    );
+    assert_eq!(f[14 + 22..14 + 24], [0x11, 0x94]);
+    // ESN: the low 32 bits wrap from 0xffffffff to 0 and 1.
+    let seq_lo = |r: &pcap::Record| r.data[14 + 24..14 + 28].to_vec();
+    assert_eq!(seq_lo(&hw.records[3]), [0xff, 0xff, 0xff, 0xff]);
+    assert_eq!(seq_lo(&hw.records[5]), [0, 0, 0, 0]);
+    for software in [false, true] {
+        let (back, rep) = process::process(&b, &hw, process::Op::Decap, software).expect("decap");
+        assert_eq!(rep.dropped, vec![], "{software}");
+        assert_eq!(back, input, "{software}");
+    }
+}
