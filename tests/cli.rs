@@ -613,7 +613,7 @@ sequence = 0xfffffffe
     let mut records = Vec::new();
     for i in 0..4u8 {
         for dst in [[198, 51, 100, 7], [192, 0, 2, 2]] {
-            let data = udp4([192, 0, 2, 1], dst, &vec![i; 30]);
+            let data = udp4([192, 0, 2, 1], dst, &[i; 30]);
             records.push(pcap::Record {
                 ts_sec: 0,
                 ts_frac: 0,

@@ -22,14 +22,46 @@ struct Cli {
     cmd: Cmd,
 }
 
+const CONFIG_HELP: &str = "\
+SA config file format (TOML), one [[sa]] table per SA:
+
+  [[sa]]
+  spi = 0x1001              # integer, 256..=0xffffffff
+  direction = \"outbound\"    # \"outbound\" | \"inbound\"
+  protocol = \"esp\"          # \"esp\" | \"ah\"
+  mode = \"transport\"        # \"transport\" (default) | \"tunnel\"
+  local = \"192.0.2.1\"       # selector: this host's address or prefix (IPv4 or IPv6)
+  remote = \"192.0.2.2\"      # selector: the peer's address or prefix
+  tunnel_local = \"203.0.113.1\"   # tunnel mode only: outer addresses
+  tunnel_remote = \"203.0.113.2\"
+  encryption = \"aes-gcm-128\"     # aes-gcm-128|192|256, aes-cbc-128|192|256, null, none
+  integrity = \"none\"             # hmac-sha256-128, hmac-sha1-96, aes-gmac-128|192|256, none
+  encryption_key = \"00112233...\" # hex; for GCM/GMAC the AES key followed by the 4-byte salt
+  integrity_key = \"\"             # hex
+  esn = false
+  sequence = 1                   # next sequence number to send (64-bit with ESN)
+  replay_window = 64             # 32..=65536
+  udp_encap = { local_port = 4500, remote_port = 4500 }   # optional, NAT-T, ESP only
+
+Errors name the file, the SA (index and SPI) and the field; nothing runs then.
+Key bytes are printed only by `sa export`.";
+
 #[derive(Subcommand)]
 enum Cmd {
     /// SA configuration files.
+    #[command(after_long_help = CONFIG_HELP)]
     Sa {
         #[command(subcommand)]
         cmd: SaCmd,
     },
     /// Offline processing of classic Ethernet pcap files.
+    ///
+    /// Layers exercised (default): host framing (ipsec::Bundle encapsulate/decapsulate, the
+    /// calls the host stack makes), anti-replay on receive, and the crypto in the emulated
+    /// NIC (nicsim SA table programmed with ADD_SA, lookup by handle / SPI + destination).
+    /// Not exercised: the NDIS miniport OIDs and the host stack's WFP layer. With --software
+    /// the host does the crypto; the output is byte-identical.
+    #[command(after_long_help = CONFIG_HELP)]
     Pcap {
         #[command(subcommand)]
         cmd: PcapCmd,

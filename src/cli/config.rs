@@ -21,6 +21,7 @@
 //! sequence = 1                   # next sequence number to send (64-bit with ESN)
 //! replay_window = 64             # inbound anti-replay window, 32..=65536
 //! udp_encap = { local_port = 4500, remote_port = 4500 }   # optional, NAT-T (ESP only)
+//! comment = "lab SA 1"           # optional, ignored
 //! ```
 //!
 //! Defaults: `mode = "transport"`, `integrity = "none"`, `encryption = "none"`, empty keys,
