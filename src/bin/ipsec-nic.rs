@@ -22,6 +22,9 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Largest input capture read (bytes): the whole file is held in memory.
+const MAX_PCAP_BYTES: u64 = 1 << 30;
+
 const CONFIG_HELP: &str = "\
 SA config file format (TOML), one [[sa]] table per SA:
 
@@ -225,6 +228,15 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 PcapCmd::Decap(a) => (process::Op::Decap, a),
             };
             let file = config::load(&a.config).map_err(|e| e.to_string())?;
+            let size = std::fs::metadata(&a.input)
+                .map_err(|e| format!("{}: {e}", a.input.display()))?
+                .len();
+            if size > MAX_PCAP_BYTES {
+                return Err(format!(
+                    "{}: {size} bytes, larger than the {MAX_PCAP_BYTES}-byte limit",
+                    a.input.display()
+                ));
+            }
             let bytes =
                 std::fs::read(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
             let cap = pcap::parse(&bytes).map_err(|e| format!("{}: {e}", a.input.display()))?;
