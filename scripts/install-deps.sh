@@ -9,6 +9,8 @@ set -euo pipefail
 need_pkgs=()
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
+command -v ping >/dev/null 2>&1 || need_pkgs+=(iputils-ping)
+command -v iperf3 >/dev/null 2>&1 || need_pkgs+=(iperf3)
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   echo "install-deps: everything present"
