@@ -1,6 +1,7 @@
 //! Integration tests of the `ipsec-nic` command-line tool: config errors, the Wireshark
 //! export, pcap encap/decap (round trip, software == offload, pass-through, corrupt input).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -147,6 +148,28 @@ fn plain() -> pcap::Capture {
     }
 }
 
+/// The parts of a report that must not depend on the crypto path.
+#[allow(clippy::type_complexity)]
+fn summary(
+    r: &process::Report,
+) -> (
+    u64,
+    u64,
+    BTreeMap<String, u64>,
+    BTreeMap<String, u64>,
+    Vec<(usize, String)>,
+    BTreeMap<u32, (u64, u64)>,
+) {
+    (
+        r.processed,
+        r.passed,
+        r.passed_by_reason.clone(),
+        r.drops.clone(),
+        r.dropped.clone(),
+        r.per_sa.clone(),
+    )
+}
+
 fn parse(text: &str) -> config::SaFile {
     config::parse("sas.toml", text).expect("valid config")
 }
@@ -163,7 +186,7 @@ fn round_trip_software_equals_offload_and_pass_through() {
         pcap::write(&sw),
         "software and offload bytes differ"
     );
-    assert_eq!(rep, rep_sw);
+    assert_eq!(summary(&rep), summary(&rep_sw));
     assert_eq!((rep.processed, rep.passed, rep.dropped.len()), (8, 2, 0));
     assert_eq!(rep.per_sa.get(&0x1001).map(|x| x.0), Some(6));
     // Frame i stays frame i; unmatched frames pass unchanged; MACs kept; protocols right.
@@ -208,8 +231,10 @@ fn decap_drops_tampered_and_replayed_frames() {
         let (out, rep) = process::process(&b, &esp, process::Op::Decap, software).expect("decap");
         assert_eq!(out.records.len(), 1);
         assert_eq!(rep.dropped.len(), 2, "{software}: {:?}", rep.dropped);
-        assert_eq!(rep.dropped[0].0, 1);
-        assert_eq!(rep.dropped[1].0, 2);
+        // Frame numbers are 1-based (Wireshark's): frame 2 tampered, frame 3 a replay of 1.
+        assert_eq!(rep.dropped[0].0, 2);
+        assert!(rep.dropped[0].1.contains("ICV"), "{:?}", rep.dropped);
+        assert_eq!(rep.dropped[1].0, 3);
         assert!(rep.dropped[1].1.contains("replay"), "{:?}", rep.dropped);
     }
 }

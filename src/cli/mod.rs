@@ -6,5 +6,6 @@
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod install;
 pub mod pcap;
 pub mod process;
