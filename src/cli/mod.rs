@@ -6,6 +6,7 @@
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod live;
 pub mod install;
 pub mod pcap;
 pub mod process;
