@@ -61,13 +61,23 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SaCmd,
     },
-    /// Offline processing of classic Ethernet pcap files.
+    /// Offline processing of classic Ethernet pcap files through one emulated host.
     ///
-    /// Layers exercised (default): host framing (ipsec::Bundle encapsulate/decapsulate, the
-    /// calls the host stack makes), anti-replay on receive, and the crypto in the emulated
-    /// NIC (nicsim SA table programmed with ADD_SA, lookup by handle / SPI + destination).
-    /// Not exercised: the NDIS miniport OIDs and the host stack's WFP layer. With --software
-    /// the host does the crypto; the output is byte-identical.
+    /// Layers exercised: the SAs are installed with the WFP Manual SA calls (filters,
+    /// IPsecSaContextCreate0/SetSpi0/AddInbound0/AddOutbound0, Update0 for NAT-T); the host
+    /// stack classifies every packet with those filters, frames ESP/AH and offloads each SA
+    /// to the miniport with OID_TCP_TASK_IPSEC_ADD_SA (IPv6/ESN: OFFLOAD_V2_ADD_SA_EX); the
+    /// emulated NIC encrypts, decrypts and checks ICVs; on receive the stack checks replay
+    /// and policy and delivers the inner packet. Processing starts only once every SA is
+    /// offloaded. With --software offload is off and the stack does the crypto; the output
+    /// is byte-identical.
+    ///
+    /// Correspondence: output frames follow input order and keep the input timestamps and
+    /// Ethernet addresses (the EtherType follows the outer IP version); there is one output
+    /// frame per input frame except dropped ones. Every dropped input frame is listed by its
+    /// 1-based number (as Wireshark numbers frames), so output frame i is input frame i minus
+    /// the drops before it. The summary counts processed, passed (by reason) and dropped
+    /// (by reason) frames and packets/bytes per SA.
     #[command(after_long_help = CONFIG_HELP)]
     Pcap {
         #[command(subcommand)]
@@ -231,21 +241,25 @@ struct PcapArgs {
     /// Input capture (classic pcap, LINKTYPE_ETHERNET).
     #[arg(long = "in")]
     input: PathBuf,
-    /// Output capture; frame i is input frame i processed (dropped frames are left out).
+    /// Output capture: input order and timestamps; dropped frames are left out and listed.
     #[arg(long)]
     out: PathBuf,
-    /// Software crypto on the host instead of the emulated NIC (output is byte-identical).
+    /// Offload off: the host stack's software crypto instead of the emulated NIC (no
+    /// ADD_SA OIDs; the output is byte-identical).
     #[arg(long)]
     software: bool,
 }
 
 #[derive(Subcommand)]
 enum PcapCmd {
-    /// Protect frames matching an outbound SA (source in `local`, destination in `remote`);
-    /// sequence numbers start at the SA's `sequence`. Other frames pass through unchanged.
+    /// Send each input IP packet through the host: packets an outbound SA's filter selects
+    /// (source in `local`, destination in `remote`) leave protected, numbered from the SA's
+    /// `sequence`; others pass through unchanged. An outbound SA needs no inbound partner
+    /// here (it gets a receive-only one; see `ipsec_nic::cli::install`).
     Encap(PcapArgs),
-    /// Verify, decrypt and strip frames matching an inbound SA (SPI + destination), with
-    /// anti-replay. Other frames pass through unchanged; failures are dropped and listed.
+    /// Receive each input frame on the host's NIC: ESP/AH frames for an inbound SA of the file
+    /// (SPI and protocol) are verified, decrypted, replay-checked and stripped; failures are
+    /// dropped and listed with their frame number. Other frames pass through unchanged.
     Decap(PcapArgs),
 }
 
@@ -350,12 +364,13 @@ fn run(cmd: Cmd) -> Result<(), String> {
             let bytes =
                 std::fs::read(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
             let cap = pcap::parse(&bytes).map_err(|e| format!("{}: {e}", a.input.display()))?;
-            let (out, rep) =
-                process::process(&file, &cap, op, a.software).map_err(|e| e.to_string())?;
+            let (out, rep) = process::process(&file, &cap, op, a.software)
+                .map_err(|e| format!("{}: {e}", a.config.display()))?;
             std::fs::write(&a.out, pcap::write(&out))
                 .map_err(|e| format!("{}: {e}", a.out.display()))?;
             eprintln!(
-                "{} frames: {} processed, {} passed through (no SA), {} dropped ({})",
+                "{} frames: {} processed, {} passed through (no SA), {} dropped ({}; {} by \
+                 the NIC, {} ADD_SA OIDs)",
                 cap.records.len(),
                 rep.processed,
                 rep.passed,
@@ -364,16 +379,21 @@ fn run(cmd: Cmd) -> Result<(), String> {
                     "software"
                 } else {
                     "NIC offload"
-                }
+                },
+                rep.nic_crypto,
+                rep.stack.offload.add_sa_ok
             );
             for (spi, (p, b)) in &rep.per_sa {
                 eprintln!("  spi {spi:#010x}: {p} packets, {b} bytes");
+            }
+            for (reason, n) in &rep.passed_by_reason {
+                eprintln!("  passed {n}: {reason}");
             }
             for (reason, n) in &rep.drops {
                 eprintln!("  dropped {n}: {reason}");
             }
             for (i, reason) in &rep.dropped {
-                eprintln!("  frame {i}: {reason}");
+                eprintln!("  dropped frame {i}: {reason}");
             }
             Ok(())
         }
