@@ -30,6 +30,10 @@
 //! applies to packets whose source matches `local` and destination matches `remote`; an
 //! inbound SA to packets whose destination matches `local` (the NIC matches SPI + destination).
 //!
+//! A host config for `ipsec-nic run` is the same file plus one `[host]` section
+//! ([`HostSection`], [`parse_host`], [`load_host`]); commands that only need SAs ignore it
+//! (but refuse a malformed one).
+//!
 //! Every error names the file, the SA (index and SPI) and the field, e.g.
 //! `sas.toml: sa[2] (spi 0x1003): encryption_key: expected 20 bytes for aes-gcm-128 (16-byte
 //! key + 4-byte salt), got 16`. Key bytes never appear in messages or logs (`ipsec::Key`'s
@@ -174,6 +178,9 @@ impl std::error::Error for ConfigError {}
 struct RawFile {
     #[serde(default)]
     sa: Vec<toml::Value>,
+    /// The `[host]` section of a host config ([`parse_host`]); SA-only users ignore it.
+    #[serde(default)]
+    host: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -217,7 +224,306 @@ pub fn parse(name: &str, text: &str) -> Result<SaFile, ConfigError> {
     for (i, v) in raw.sa.iter().enumerate() {
         sas.push(parse_sa(name, i, v)?);
     }
+    // A [host] section is not needed here, but it must not be nonsense either.
+    if let Some(h) = &raw.host {
+        parse_host_section(name, h)?;
+    }
     Ok(SaFile { sas })
+}
+
+/// Where Linux traffic enters an emulated host run by `ipsec-nic run`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostSide {
+    /// No host side: the host only forwards nothing (wire port and SAs only).
+    None,
+    /// An existing or new TAP interface named so (`host_tap`); Linux's side of it is the
+    /// user's to address.
+    Tap(String),
+    /// The tool creates a TAP in this existing network namespace (`namespace`) and addresses
+    /// it with the host's addresses.
+    Namespace(String),
+}
+
+/// The `[host]` section of a host config (`ipsec-nic run`):
+///
+/// ```toml
+/// [host]
+/// name = "A"                          # stats file name, messages; [A-Za-z0-9_-], 1..=32
+/// mac = "02:00:00:00:00:01"           # the NIC's MAC on the wire
+/// addresses = ["192.0.2.1/24"]        # the host's addresses (prefix: for the host side)
+/// neighbors = { "192.0.2.2" = "02:00:00:00:00:02" }   # peer IP -> MAC on the wire
+/// wire_tap = "ipsnA0"                 # TAP interface of the NIC's port (created/attached)
+/// host_tap = "ipshA0"                 # optional: Linux traffic enters through this TAP
+/// namespace = "blue"                  # optional, instead of host_tap: TAP made in this netns
+/// offload = true                      # default true
+/// provider = "fastest"                # "fastest" | "rustcrypto" | "aws-lc"
+/// nic_capacity = 16                   # SAs per direction the NIC holds, 1..=65536
+/// replay_window = 64                  # 32..=65536 (default: what the inbound SAs say)
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSection {
+    /// Host name.
+    pub name: String,
+    /// The NIC's (and stack's) MAC.
+    pub mac: [u8; 6],
+    /// The host's addresses with the prefix length of the attached subnet (default /24 for
+    /// IPv4, /64 for IPv6).
+    pub addresses: Vec<Prefix>,
+    /// Static neighbors on the wire: IP -> MAC.
+    pub neighbors: Vec<(IpAddr, [u8; 6])>,
+    /// TAP interface of the NIC's wire port.
+    pub wire_tap: String,
+    /// Where Linux traffic enters.
+    pub host_side: HostSide,
+    /// Offload SAs to the NIC.
+    pub offload: bool,
+    /// Crypto provider (NIC engine and software path).
+    pub provider: ipsec::ProviderKind,
+    /// NIC SA capacity per direction.
+    pub nic_capacity: usize,
+    /// Anti-replay window; `None`: from the inbound SAs.
+    pub replay_window: Option<u32>,
+}
+
+const HOST_FIELDS: [&str; 11] = [
+    "name",
+    "mac",
+    "addresses",
+    "neighbors",
+    "wire_tap",
+    "host_tap",
+    "namespace",
+    "offload",
+    "provider",
+    "nic_capacity",
+    "replay_window",
+];
+
+/// Parse the `[host]` section of config `text` (`None`: the file has none); `name` is the
+/// file name used in messages. The `[[sa]]` tables are not validated here (use [`parse`]).
+///
+/// # Errors
+/// [`ConfigError`] naming the file, `[host]` and the field.
+pub fn parse_host(name: &str, text: &str) -> Result<Option<HostSection>, ConfigError> {
+    let raw: RawFile = toml::from_str(text)
+        .map_err(|e| ConfigError(format!("{name}: {}", e.message().trim_end())))?;
+    raw.host
+        .as_ref()
+        .map(|h| parse_host_section(name, h))
+        .transpose()
+}
+
+/// Read the config file at `path`: its SAs ([`load`]) and its `[host]` section.
+///
+/// # Errors
+/// As [`load`] and [`parse_host`].
+pub fn load_host(path: &Path) -> Result<(SaFile, Option<HostSection>), ConfigError> {
+    let file = load(path)?;
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+    Ok((file, parse_host(&name, &text)?))
+}
+
+fn valid_ifname(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split([':', '-']);
+    for b in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn parse_host_section(name: &str, v: &toml::Value) -> Result<HostSection, ConfigError> {
+    let err = |field: &str, msg: String| ConfigError(format!("{name}: [host]: {field}: {msg}"));
+    let Some(t) = v.as_table() else {
+        return Err(ConfigError(format!("{name}: [host]: expected a table")));
+    };
+    for k in t.keys() {
+        if !HOST_FIELDS.contains(&k.as_str()) {
+            return Err(err(
+                k,
+                format!("unknown field (known: {})", HOST_FIELDS.join(", ")),
+            ));
+        }
+    }
+    let string = |field: &str| -> Result<Option<&str>, ConfigError> {
+        match t.get(field) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(err(field, "expected a string".into())),
+        }
+    };
+    let required = |field: &str| -> Result<&str, ConfigError> {
+        string(field)?.ok_or_else(|| err(field, "missing".into()))
+    };
+    let host_name = required("name")?;
+    if !(1..=32).contains(&host_name.len())
+        || !host_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(err(
+            "name",
+            format!("expected 1..=32 characters of [A-Za-z0-9_-], got {host_name:?}"),
+        ));
+    }
+    let mac_s = required("mac")?;
+    let mac = parse_mac(mac_s)
+        .ok_or_else(|| err("mac", format!("expected aa:bb:cc:dd:ee:ff, got {mac_s:?}")))?;
+    if mac[0] & 1 == 1 {
+        return Err(err("mac", format!("{mac_s} is a multicast address")));
+    }
+    let addresses = match t.get("addresses") {
+        None => return Err(err("addresses", "missing".into())),
+        Some(toml::Value::Array(a)) if !a.is_empty() => {
+            let mut out = Vec::with_capacity(a.len());
+            for (i, x) in a.iter().enumerate() {
+                let Some(s) = x.as_str() else {
+                    return Err(err(&format!("addresses[{i}]"), "expected a string".into()));
+                };
+                let mut p = Prefix::parse(s).map_err(|m| err(&format!("addresses[{i}]"), m))?;
+                if !s.contains('/') {
+                    p.len = if p.addr.is_ipv4() { 24 } else { 64 };
+                }
+                out.push(p);
+            }
+            out
+        }
+        Some(_) => {
+            return Err(err(
+                "addresses",
+                "expected a non-empty array of \"addr\" or \"addr/len\" strings".into(),
+            ));
+        }
+    };
+    let neighbors = match t.get("neighbors") {
+        None => Vec::new(),
+        Some(toml::Value::Table(n)) => {
+            let mut out = Vec::with_capacity(n.len());
+            for (ip, m) in n {
+                let field = format!("neighbors.{ip:?}");
+                let addr: IpAddr = ip
+                    .parse()
+                    .map_err(|_| err(&field, format!("not an IP address: {ip:?}")))?;
+                let mac = m
+                    .as_str()
+                    .and_then(parse_mac)
+                    .ok_or_else(|| err(&field, "expected a MAC string aa:bb:cc:dd:ee:ff".into()))?;
+                out.push((addr, mac));
+            }
+            out
+        }
+        Some(_) => {
+            return Err(err(
+                "neighbors",
+                "expected a table { \"ip\" = \"mac\", ... }".into(),
+            ));
+        }
+    };
+    let ifname = |field: &str| -> Result<Option<String>, ConfigError> {
+        string(field)?
+            .map(|s| {
+                if valid_ifname(s) {
+                    Ok(s.to_owned())
+                } else {
+                    Err(err(
+                        field,
+                        format!("not an interface name (1..=15 of [A-Za-z0-9._-]): {s:?}"),
+                    ))
+                }
+            })
+            .transpose()
+    };
+    let wire_tap = ifname("wire_tap")?.ok_or_else(|| err("wire_tap", "missing".into()))?;
+    let host_tap = ifname("host_tap")?;
+    let namespace = string("namespace")?;
+    let host_side = match (host_tap, namespace) {
+        (Some(_), Some(_)) => {
+            return Err(err(
+                "namespace",
+                "give either host_tap or namespace, not both".into(),
+            ));
+        }
+        (Some(tap), None) => {
+            if tap == wire_tap {
+                return Err(err("host_tap", "must differ from wire_tap".into()));
+            }
+            HostSide::Tap(tap)
+        }
+        (None, Some(ns)) => {
+            if ns.is_empty()
+                || ns.len() > 64
+                || !ns
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+                || ns.starts_with('.')
+            {
+                return Err(err("namespace", format!("not a namespace name: {ns:?}")));
+            }
+            HostSide::Namespace(ns.to_owned())
+        }
+        (None, None) => HostSide::None,
+    };
+    let offload = match t.get("offload") {
+        None => true,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => return Err(err("offload", "expected true or false".into())),
+    };
+    let provider = match string("provider")?.unwrap_or("fastest") {
+        "fastest" => ipsec::ProviderKind::fastest(),
+        "rustcrypto" => ipsec::ProviderKind::RustCrypto,
+        "aws-lc" => ipsec::ProviderKind::AwsLc,
+        o => {
+            return Err(err(
+                "provider",
+                format!("expected \"fastest\", \"rustcrypto\" or \"aws-lc\", got {o:?}"),
+            ));
+        }
+    };
+    let int = |field: &str| -> Result<Option<i64>, ConfigError> {
+        match t.get(field) {
+            None => Ok(None),
+            Some(toml::Value::Integer(n)) => Ok(Some(*n)),
+            Some(_) => Err(err(field, "expected an integer".into())),
+        }
+    };
+    let nic_capacity = match int("nic_capacity")? {
+        None => 16,
+        Some(n) => usize::try_from(n)
+            .ok()
+            .filter(|c| (1..=65536).contains(c))
+            .ok_or_else(|| err("nic_capacity", format!("must be 1..=65536, got {n}")))?,
+    };
+    let replay_window = int("replay_window")?
+        .map(|n| {
+            u32::try_from(n)
+                .ok()
+                .filter(|w| (32..=65536).contains(w))
+                .ok_or_else(|| err("replay_window", format!("must be 32..=65536, got {n}")))
+        })
+        .transpose()?;
+    Ok(HostSection {
+        name: host_name.to_owned(),
+        mac,
+        addresses,
+        neighbors,
+        wire_tap,
+        host_side,
+        offload,
+        provider,
+        nic_capacity,
+        replay_window,
+    })
 }
 
 const FIELDS: [&str; 17] = [
@@ -551,5 +857,122 @@ fn hex_digit(c: Option<u8>) -> Option<u8> {
         c @ b'a'..=b'f' => Some(c - b'a' + 10),
         c @ b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const SA: &str = r#"
+[[sa]]
+spi = 0x1001
+direction = "inbound"
+protocol = "esp"
+local = "192.0.2.1"
+remote = "192.0.2.2"
+encryption = "aes-gcm-128"
+encryption_key = "0001020304050607080910111213141516171819"
+"#;
+
+    #[test]
+    fn host_section_parses_with_defaults_and_sa_parsing_ignores_it() {
+        let text = format!(
+            "{SA}\n[host]\nname = \"A\"\nmac = \"02:00:00:00:00:01\"\naddresses = [\"192.0.2.1\", \"2001:db8::1/64\", \"198.51.100.1/25\"]\nneighbors = {{ \"192.0.2.2\" = \"02:00:00:00:00:02\" }}\nwire_tap = \"ipsnA0\"\nnamespace = \"blue\"\n"
+        );
+        let file = parse("h.toml", &text).unwrap();
+        assert_eq!(file.sas.len(), 1);
+        let h = parse_host("h.toml", &text).unwrap().unwrap();
+        assert_eq!(h.name, "A");
+        assert_eq!(h.mac, [2, 0, 0, 0, 0, 1]);
+        let lens: Vec<u8> = h.addresses.iter().map(|p| p.len).collect();
+        assert_eq!(lens, vec![24, 64, 25]);
+        assert_eq!(
+            h.neighbors,
+            vec![("192.0.2.2".parse().unwrap(), [2, 0, 0, 0, 0, 2])]
+        );
+        assert_eq!(h.wire_tap, "ipsnA0");
+        assert_eq!(h.host_side, HostSide::Namespace("blue".into()));
+        assert!(h.offload);
+        assert_eq!((h.nic_capacity, h.replay_window), (16, None));
+        assert_eq!(parse_host("h.toml", SA).unwrap(), None);
+    }
+
+    #[test]
+    fn host_section_errors_name_file_section_and_field() {
+        let base = "[host]\nname = \"A\"\nmac = \"02:00:00:00:00:01\"\naddresses = [\"192.0.2.1\"]\nwire_tap = \"w0\"\n";
+        assert!(parse_host("h.toml", base).unwrap().is_some());
+        let cases = [
+            ("name = \"A\"", "name = \"a b\"", "[host]: name:"),
+            (
+                "mac = \"02:00:00:00:00:01\"",
+                "mac = \"01:00:00:00:00:01\"",
+                "[host]: mac: ",
+            ),
+            (
+                "mac = \"02:00:00:00:00:01\"",
+                "mac = \"xx\"",
+                "[host]: mac: ",
+            ),
+            (
+                "addresses = [\"192.0.2.1\"]",
+                "addresses = []",
+                "[host]: addresses: ",
+            ),
+            (
+                "addresses = [\"192.0.2.1\"]",
+                "addresses = [\"nope\"]",
+                "[host]: addresses[0]: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"far-too-long-interface\"",
+                "[host]: wire_tap: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\nhost_tap = \"w0\"",
+                "[host]: host_tap: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\nhost_tap = \"h0\"\nnamespace = \"n\"",
+                "[host]: namespace: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\nnic_capacity = 0",
+                "[host]: nic_capacity: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\nreplay_window = 8",
+                "[host]: replay_window: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\nprovider = \"openssl\"",
+                "[host]: provider: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\nneighbors = { \"x\" = \"02:00:00:00:00:02\" }",
+                "[host]: neighbors.\"x\": ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\ncolour = 1",
+                "[host]: colour: unknown field",
+            ),
+            ("wire_tap = \"w0\"\n", "", "[host]: wire_tap: missing"),
+        ];
+        for (from, to, want) in cases {
+            let text = base.replace(from, to);
+            let e = parse_host("h.toml", &text).unwrap_err().0;
+            assert!(e.starts_with("h.toml: ") && e.contains(want), "{to:?}: {e}");
+            // The SA parser refuses the same broken section: nothing runs.
+            assert!(parse("h.toml", &text).is_err(), "{to:?}");
+        }
     }
 }
