@@ -175,12 +175,12 @@ struct DemoArgs {
     /// Machine-readable summary on stdout (JSON), incl. throughput.
     #[arg(long)]
     json: bool,
-    /// In-memory scenario: UDP datagrams to send A -> B.
-    #[arg(long, default_value_t = 10)]
-    udp: usize,
-    /// In-memory scenario: echo requests to send A -> B.
-    #[arg(long, default_value_t = 3)]
-    pings: usize,
+    /// In-memory scenario: UDP datagrams to send A -> B (implies --in-memory; default 10).
+    #[arg(long)]
+    udp: Option<usize>,
+    /// In-memory scenario: echo requests to send A -> B (implies --in-memory; default 3).
+    #[arg(long)]
+    pings: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -417,8 +417,9 @@ fn demo(a: DemoArgs) -> Result<(), String> {
     } else {
         ipsec_nic::SaMode::Transport
     };
+    let in_memory = a.in_memory || a.udp.is_some() || a.pings.is_some();
     let mut attempt = None;
-    if live::demo::decide(a.in_memory, None) == Decision::Namespaces {
+    if live::demo::decide(in_memory, None) == Decision::Namespaces {
         let stop = stop_flag();
         let sa_config = a
             .sa_config
@@ -456,7 +457,7 @@ fn demo(a: DemoArgs) -> Result<(), String> {
             Err(e) => attempt = Some(e),
         }
     }
-    match live::demo::decide(a.in_memory, attempt.as_ref()) {
+    match live::demo::decide(in_memory, attempt.as_ref()) {
         Decision::Namespaces => Err("internal: namespace demo not attempted".into()),
         Decision::Fail => match attempt {
             Some(LiveError::Interrupted) => Err("interrupted (namespaces removed)".into()),
@@ -486,17 +487,18 @@ fn in_memory_demo(
         algorithms,
         ..ipsec_nic::ManualSaOptions::default()
     };
-    let r = ipsec_nic::cli::demo::run(&opts, a.udp, a.pings)?;
+    let (udp, pings) = (a.udp.unwrap_or(10), a.pings.unwrap_or(3));
+    let r = ipsec_nic::cli::demo::run(&opts, udp, pings)?;
     std::fs::write(&a.pcap, &r.pcap).map_err(|e| format!("{}: {e}", a.pcap.display()))?;
-    let ok = r.udp_received == a.udp && r.echo_replies == a.pings;
+    let ok = r.udp_received == udp && r.echo_replies == pings;
     if a.json {
         let v = serde_json::json!({
             "mode": "in-memory",
             "algorithm": format!("{algorithms:?}"),
             "offload": true,
-            "udp_sent": a.udp,
+            "udp_sent": udp,
             "udp_received": r.udp_received,
-            "ping": { "sent": a.pings, "received": r.echo_replies },
+            "ping": { "sent": pings, "received": r.echo_replies },
             "pcap": a.pcap.display().to_string(),
             "report": r.report,
             "ok": ok,
