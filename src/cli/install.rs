@@ -39,8 +39,9 @@
 //! and one remote address); tunnel endpoints of another IP family than the selectors (the
 //! emulated engine wants the IPsec filter at the layer of the context's IP version); NAT-T on
 //! IPv6 (`IPSEC_V4_UDP_ENCAPSULATION0` is IPv4 only); two outbound SAs for the same selectors
-//! (only the newest context would ever be used); SAs of the same direction and selectors as
-//! an ESP+AH pair (not expressible in the config).
+//! (only the newest context would ever be used; an ESP+AH bundle is not expressible in the
+//! config). Several inbound SAs of the same selectors are accepted (e.g. the SPIs before and
+//! after a rekey): each gets its own context on the shared filters.
 //!
 //! # Replay window
 //! The host stack has one anti-replay window size per host (`HostConfig::replay_window`).
@@ -248,12 +249,18 @@ fn precheck(file: &SaFile) -> Result<(), InstallError> {
                  (IPSEC_V4_UDP_ENCAPSULATION0)"
                 .into()));
         }
+        // Several inbound SAs of the same selectors are fine (e.g. the SPIs before and after
+        // a rekey: each gets a context on the shared filters); a second outbound one would
+        // never be used (the newest complete context wins).
+        if sa.direction != Direction::Outbound {
+            continue;
+        }
         let key = (Selectors::of(sa), sa.direction);
         if let Some(prev) = seen.get(&key) {
             return Err(e(format!(
-                "same direction and selectors as {} ({} -> {}): only one SA per direction and \
-                 selectors (ESP+AH bundles are not expressible in the config, and a second \
-                 outbound SA would never be used)",
+                "same direction and selectors as {} ({} -> {}): one outbound SA per selectors \
+                 (only the newest SA context would ever be used; ESP+AH bundles are not \
+                 expressible in the config)",
                 who(prev),
                 sa.local,
                 sa.remote
@@ -684,4 +691,260 @@ fn add_filters(
         *slot = id;
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::HostConfig;
+    use crate::cli::config;
+    use transport::stack::SaOffloadState;
+
+    const GCM: &str = "000102030405060708090a0b0c0d0e0f10111213";
+
+    fn sa(spi: u32, dir: &str, local: &str, remote: &str, extra: &str) -> String {
+        format!(
+            "[[sa]]\nspi = {spi:#x}\ndirection = \"{dir}\"\nprotocol = \"esp\"\nlocal = \
+             \"{local}\"\nremote = \"{remote}\"\nencryption = \"aes-gcm-128\"\nencryption_key \
+             = \"{GCM}\"\n{extra}\n"
+        )
+    }
+
+    fn file(text: &str) -> SaFile {
+        config::parse("t.toml", text).expect("valid config")
+    }
+
+    fn host(offload: bool) -> Host {
+        let mut cfg = HostConfig::new("t", [2, 0, 0, 0, 0, 1], vec!["192.0.2.1".parse().unwrap()]);
+        cfg.offload = offload;
+        Host::new(&cfg, nicsim::MemWire::pair().0).unwrap()
+    }
+
+    fn classify_out(h: &Host, src: &str, dst: &str) -> ClassifyAction {
+        h.stack()
+            .bfe()
+            .classify(&ClassifyValues {
+                layer: FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
+                local_addr: src.parse().unwrap(),
+                remote_addr: dst.parse().unwrap(),
+                protocol: 17,
+                local_port: 1,
+                remote_port: 2,
+                local_address_type: NlAddressType::Unicast,
+            })
+            .action
+    }
+
+    #[test]
+    fn pairs_directions_sets_spi_and_sequence_and_offloads() {
+        let f = file(&format!(
+            "{}{}",
+            sa(
+                0x1001,
+                "outbound",
+                "192.0.2.1",
+                "192.0.2.2",
+                "sequence = 77"
+            ),
+            sa(0x2002, "inbound", "192.0.2.1", "192.0.2.2", "")
+        ));
+        let mut h = host(true);
+        let got = install(&mut h, &f).expect("install");
+        assert_eq!(got.contexts.len(), 1);
+        let c = &got.contexts[0];
+        assert_eq!((c.outbound, c.inbound), (Some(0), Some(1)));
+        assert_eq!(c.filters.len(), 2);
+        let ctx = h.stack().bfe().sa_context(c.context).expect("context");
+        assert_eq!(ctx.inbound_spi(), Some(0x2002));
+        assert_eq!(ctx.outbound().map(|o| o[0].spi), Some(0x1001));
+        assert_eq!(h.stack().outbound_next_seq(c.context), Some(77));
+        // The install poll offered both bundles to the NIC (ADD_SA OIDs).
+        let st = h.stack().sa_offload_state(c.context).expect("state");
+        assert_eq!(st.inbound, Some(SaOffloadState::Offloaded));
+        assert_eq!(st.outbound, Some(SaOffloadState::Offloaded));
+        assert_eq!(h.nic_stats().sa_added, 2);
+        assert!(matches!(
+            classify_out(&h, "192.0.2.1", "192.0.2.2"),
+            ClassifyAction::Callout { filter_id, .. } if filter_id == c.filters[1]
+        ));
+        assert_eq!(got.context_of(1).map(|x| x.context), Some(c.context));
+    }
+
+    #[test]
+    fn unpaired_outbound_is_refused_or_gets_a_receive_only_partner() {
+        let f = file(&sa(0x1001, "outbound", "192.0.2.1", "192.0.2.2", ""));
+        let mut h = host(false);
+        let e = install(&mut h, &f).expect_err("send-only context");
+        assert!(
+            e.0.starts_with("sa[0] (spi 0x1001): outbound SA without an inbound partner"),
+            "{e}"
+        );
+        assert!(e.0.contains("FWP_E_INCOMPATIBLE_SA_STATE"), "{e}");
+        assert_eq!(h.stack().bfe().sa_contexts().count(), 0);
+        let opts = InstallOptions {
+            receive_only_partner: true,
+        };
+        let got = install_with(&mut h, &f, &opts).expect("with partner");
+        let c = &got.contexts[0];
+        assert_eq!((c.outbound, c.inbound), (Some(0), None));
+        let spi = h
+            .stack()
+            .bfe()
+            .sa_context(c.context)
+            .and_then(|x| x.inbound_spi());
+        assert!(spi.is_some_and(|s| s >= 256 && s != 0x1001), "{spi:?}");
+    }
+
+    #[test]
+    fn inbound_only_contexts_and_shared_filters() {
+        // Two inbound SAs of the same selectors (e.g. before and after a rekey): two
+        // contexts on one filter pair.
+        let f = file(&format!(
+            "{}{}",
+            sa(0x3001, "inbound", "192.0.2.1", "192.0.2.2", ""),
+            sa(0x3002, "inbound", "192.0.2.1", "192.0.2.2", "")
+        ));
+        let mut h = host(false);
+        let got = install(&mut h, &f).expect("install");
+        assert_eq!(got.contexts.len(), 2);
+        assert_eq!(got.contexts[0].filters, got.contexts[1].filters);
+        assert!(got.contexts.iter().all(|c| c.outbound.is_none()));
+        let spis: Vec<_> = got
+            .contexts
+            .iter()
+            .map(|c| {
+                h.stack()
+                    .bfe()
+                    .sa_context(c.context)
+                    .and_then(|x| x.inbound_spi())
+            })
+            .collect();
+        assert_eq!(spis, [Some(0x3001), Some(0x3002)]);
+    }
+
+    #[test]
+    fn failure_rolls_everything_back() {
+        // The second context's SetSpi0 fails (SPI already used on this host): the first
+        // context and every filter are deleted again.
+        let f = file(&format!(
+            "{}{}",
+            sa(0x4001, "inbound", "192.0.2.1", "192.0.2.2", ""),
+            sa(0x4001, "inbound", "192.0.2.1", "192.0.2.3", "")
+        ));
+        let mut h = host(false);
+        let e = install(&mut h, &f).expect_err("duplicate SPI");
+        assert!(
+            e.0.starts_with("sa[1] (spi 0x4001): IPsecSaContextSetSpi0: FWP_E_ALREADY_EXISTS"),
+            "{e}"
+        );
+        assert_eq!(h.stack().bfe().sa_contexts().count(), 0);
+        assert_eq!(
+            classify_out(&h, "192.0.2.1", "192.0.2.2"),
+            ClassifyAction::Permit
+        );
+    }
+
+    #[test]
+    fn refused_shapes_name_sa_and_field() {
+        let cases = [
+            (
+                sa(0x1001, "inbound", "192.0.2.0/24", "192.0.2.2", ""),
+                "sa[0] (spi 0x1001): local: transport mode needs a host address",
+            ),
+            (
+                sa(0x1001, "inbound", "192.0.2.1", "192.0.2.0/24", ""),
+                "sa[0] (spi 0x1001): remote: transport mode needs a host address",
+            ),
+            (
+                sa(
+                    0x1001,
+                    "inbound",
+                    "2001:db8::1",
+                    "2001:db8::2",
+                    "udp_encap = { local_port = 4500, remote_port = 4500 }",
+                ),
+                "sa[0] (spi 0x1001): udp_encap: UDP encapsulation is IPv4 only",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    sa(0x1001, "outbound", "192.0.2.1", "192.0.2.2", ""),
+                    sa(0x1002, "outbound", "192.0.2.1", "192.0.2.2", "")
+                ),
+                "sa[1] (spi 0x1002): same direction and selectors as sa[0] (spi 0x1001)",
+            ),
+            (
+                sa(
+                    0x1001,
+                    "inbound",
+                    "192.0.2.0/24",
+                    "198.51.100.0/24",
+                    "mode = \"tunnel\"\ntunnel_local = \"2001:db8::1\"\ntunnel_remote = \
+                     \"2001:db8::2\"",
+                ),
+                "sa[0] (spi 0x1001): tunnel_local: tunnel endpoints of another IP family",
+            ),
+        ];
+        for (text, want) in cases {
+            let mut h = host(false);
+            let e = install(&mut h, &file(&text)).expect_err("refused");
+            assert!(e.0.starts_with(want), "got {e}\nwant {want}");
+            assert_eq!(h.stack().bfe().sa_contexts().count(), 0);
+        }
+    }
+
+    #[test]
+    fn replay_window_and_local_addresses() {
+        let f = file(&format!(
+            "{}{}{}",
+            sa(
+                0x1001,
+                "inbound",
+                "192.0.2.1",
+                "192.0.2.2",
+                "replay_window = 128"
+            ),
+            sa(
+                0x1002,
+                "outbound",
+                "192.0.2.1",
+                "192.0.2.2",
+                "replay_window = 32"
+            ),
+            sa(
+                0x1003,
+                "inbound",
+                "198.51.100.0/24",
+                "192.0.2.0/24",
+                "replay_window = 128\nmode = \"tunnel\"\ntunnel_local = \"203.0.113.1\"\n\
+                 tunnel_remote = \"203.0.113.2\"",
+            ),
+        ));
+        assert_eq!(host_replay_window(&f), Ok(128));
+        assert_eq!(
+            local_addresses(&f),
+            vec![
+                "192.0.2.1".parse::<IpAddr>().unwrap(),
+                "203.0.113.1".parse().unwrap()
+            ]
+        );
+        let g = file(&format!(
+            "{}{}",
+            sa(
+                0x1001,
+                "inbound",
+                "192.0.2.1",
+                "192.0.2.2",
+                "replay_window = 128"
+            ),
+            sa(0x1002, "inbound", "192.0.2.1", "192.0.2.3", "")
+        ));
+        let e = host_replay_window(&g).expect_err("windows differ");
+        assert!(
+            e.0.starts_with("sa[1] (spi 0x1002): replay_window: 64 differs from sa[0]"),
+            "{e}"
+        );
+        assert_eq!(host_replay_window(&file("")), Ok(64));
+    }
 }
