@@ -16,7 +16,7 @@ if ! [[ "$secs" =~ ^[0-9]+$ ]] || [ "$secs" -lt 1 ]; then
     echo "usage: $0 [seconds-per-target]" >&2
     exit 2
 fi
-targets=(oid_set_info oid_parsers nic_rx_frame ipsec_inbound replay_model)
+targets=(oid_set_info oid_parsers nic_rx_frame ipsec_inbound replay_model transport_inbound pcap_decap wfp_sequence)
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 

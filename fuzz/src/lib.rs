@@ -1246,5 +1246,1582 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         r.extend_from_slice(&v.to_le_bytes());
     }
     out.push(("replay_model", "size4096".into(), r));
+    for (name, bytes) in wfp_seeds() {
+        out.push(("wfp_sequence", name.into(), bytes));
+    }
+    for (name, bytes) in pcap_seeds() {
+        out.push(("pcap_decap", name.into(), bytes));
+    }
+    for (i, c) in inbound_cases().iter().enumerate() {
+        // Four valid frames in order, then reordered with a duplicate.
+        let i = i as u8;
+        out.push((
+            "transport_inbound",
+            format!("valid-{}", c.name),
+            vec![i, 3, 0, 0, 0, 1, 0, 3, 0, 2, 3, 0, 0, 1],
+        ));
+        // A flipped ICV byte, a flipped ciphertext byte, a truncated frame, raw bytes, then
+        // the valid frames.
+        let mut m = vec![i, 1, 1, 0, 1];
+        m.extend_from_slice(&(-1i16 as u16).to_le_bytes());
+        m.extend_from_slice(&[0x01, 1, 1, 1]);
+        m.extend_from_slice(&60u16.to_le_bytes());
+        m.extend_from_slice(&[0x80, 0x81, 0, 0, 8, 2, 20]);
+        m.extend_from_slice(
+            ethernet(&udp_packet(false, b"cleartext"))
+                .get(..20)
+                .unwrap_or(&[]),
+        );
+        m.extend_from_slice(&[0, 0, 0, 1]);
+        out.push(("transport_inbound", format!("mutated-{}", c.name), m));
+    }
+    out
+}
+
+/// Op index of `op` in the `wfp_sequence` encoding.
+fn wfp_op(op: WfpOp) -> u8 {
+    WFP_OPS.iter().position(|o| *o == op).unwrap_or(0) as u8
+}
+
+/// The Manual SA sequence on session `s` for the first context, `v6` or IPv4.
+fn wfp_manual_sa(s: u8, v6: bool, kind: u8) -> Vec<u8> {
+    let fam = u8::from(v6);
+    let kind = kind | if v6 { 0x80 } else { 0 };
+    let mut v = vec![wfp_op(WfpOp::Create), s, fam, 0];
+    v.extend_from_slice(&[wfp_op(WfpOp::GetSpi), s, 0, fam, 0]);
+    v.extend_from_slice(&[wfp_op(WfpOp::AddInbound), s, 0, kind, 1, 0, 0, 0]);
+    v.extend_from_slice(&[wfp_op(WfpOp::AddOutbound), s, 0, kind, 0]);
+    v.extend_from_slice(&0x1000u32.to_le_bytes());
+    v.extend_from_slice(&[0, 0, 1]);
+    v
+}
+
+/// `wfp_sequence` seeds: the Manual SA flow (IPv4, IPv6, every valid bundle shape), then
+/// GetById, Enum, Update, Expire, the grace period, Delete; transactions; subscriptions.
+fn wfp_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    let tail = |v: &mut Vec<u8>| {
+        v.extend_from_slice(&[wfp_op(WfpOp::GetById), 0, 0]);
+        v.extend_from_slice(&[wfp_op(WfpOp::Enum), 0, 2, wfp_op(WfpOp::Enum), 0, 1, 10]);
+        v.extend_from_slice(&[wfp_op(WfpOp::Update), 0, 0, 1, 0]);
+        v.extend_from_slice(&[wfp_op(WfpOp::Expire), 0, 0]);
+        v.extend_from_slice(&[wfp_op(WfpOp::Tick), 0, 0xFF]);
+        v.extend_from_slice(&[wfp_op(WfpOp::Delete), 0, 0]);
+    };
+    let mut v = wfp_manual_sa(0, false, 0);
+    tail(&mut v);
+    out.push(("manual-sa-v4", v));
+    let mut v = wfp_manual_sa(0, true, 0);
+    tail(&mut v);
+    out.push(("manual-sa-v6", v));
+    let names = [
+        "bundle-gcm256",
+        "bundle-gmac",
+        "bundle-cbc-sha256",
+        "bundle-null-sha1",
+        "bundle-ah",
+        "bundle-esp-ah",
+    ];
+    for (i, name) in names.into_iter().enumerate() {
+        out.push((name, wfp_manual_sa(0, false, i as u8 + 1)));
+    }
+    // A transaction that creates and aborts, then one that commits; a dynamic session's
+    // context vanishes when it closes.
+    let mut v = vec![wfp_op(WfpOp::Txn), 0, 0];
+    v.extend(wfp_manual_sa(0, false, 0));
+    v.extend_from_slice(&[wfp_op(WfpOp::Txn), 0, 4, wfp_op(WfpOp::Txn), 0, 0]);
+    v.extend(wfp_manual_sa(0, false, 0));
+    v.extend_from_slice(&[wfp_op(WfpOp::Txn), 0, 3]);
+    out.push(("transactions", v));
+    let mut v = wfp_manual_sa(1, false, 0);
+    v.extend_from_slice(&[wfp_op(WfpOp::Session), 0, 1]);
+    out.push(("dynamic-session-close", v));
+    let mut v = vec![wfp_op(WfpOp::Subscribe), 0, 3];
+    v.extend(wfp_manual_sa(0, false, 0));
+    v.extend_from_slice(&[wfp_op(WfpOp::Delete), 0, 0, wfp_op(WfpOp::Subscribe), 0, 0]);
+    out.push(("subscribe", v));
+    out
+}
+
+// ---- WFP call sequences ----
+
+use transport::wfp as w;
+
+/// Allowed failure codes of one WFP call kind (the `# Errors` section of its documentation).
+fn allowed_errors(op: WfpOp) -> &'static [w::WfpError] {
+    use w::*;
+    match op {
+        WfpOp::Create => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_INCOMPATIBLE_TXN,
+            FWP_E_TXN_IN_PROGRESS,
+            FWP_E_DYNAMIC_SESSION_IN_PROGRESS,
+            FWP_E_INVALID_PARAMETER,
+            FWP_E_INVALID_ENUMERATOR,
+            FWP_E_FILTER_NOT_FOUND,
+        ],
+        WfpOp::GetSpi | WfpOp::SetSpi => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_INCOMPATIBLE_TXN,
+            FWP_E_NOT_FOUND,
+            FWP_E_INVALID_PARAMETER,
+            FWP_E_INVALID_ENUMERATOR,
+            FWP_E_INCOMPATIBLE_SA_STATE,
+            FWP_E_TRAFFIC_MISMATCH,
+            FWP_E_FILTER_NOT_FOUND,
+            FWP_E_ALREADY_EXISTS,
+            FWP_E_OUT_OF_BOUNDS,
+        ],
+        WfpOp::AddInbound | WfpOp::AddOutbound => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_INCOMPATIBLE_TXN,
+            FWP_E_NOT_FOUND,
+            FWP_E_INCOMPATIBLE_SA_STATE,
+            FWP_E_ZERO_LENGTH_ARRAY,
+            FWP_E_INVALID_TRANSFORM_COMBINATION,
+            FWP_E_INVALID_CIPHER_TRANSFORM,
+            FWP_E_INVALID_AUTH_TRANSFORM,
+            FWP_E_INVALID_PARAMETER,
+        ],
+        WfpOp::Update => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_INCOMPATIBLE_TXN,
+            FWP_E_INVALID_FLAGS,
+            FWP_E_NOT_FOUND,
+            FWP_E_INVALID_PARAMETER,
+            FWP_E_INCOMPATIBLE_SA_STATE,
+        ],
+        WfpOp::Expire => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_INCOMPATIBLE_TXN,
+            FWP_E_NOT_FOUND,
+            FWP_E_INCOMPATIBLE_SA_STATE,
+        ],
+        WfpOp::Delete => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_INCOMPATIBLE_TXN,
+            FWP_E_TXN_IN_PROGRESS,
+            FWP_E_DYNAMIC_SESSION_IN_PROGRESS,
+            FWP_E_NOT_FOUND,
+        ],
+        WfpOp::GetById => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_NOT_FOUND,
+        ],
+        WfpOp::Enum => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_TYPE_MISMATCH,
+        ],
+        WfpOp::Subscribe => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_TXN_IN_PROGRESS,
+            FWP_E_INVALID_FLAGS,
+            FWP_E_TYPE_MISMATCH,
+        ],
+        WfpOp::Txn => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_INVALID_FLAGS,
+            FWP_E_TXN_IN_PROGRESS,
+            FWP_E_TIMEOUT,
+            FWP_E_NO_TXN_IN_PROGRESS,
+        ],
+        WfpOp::Session => &[ERROR_INVALID_HANDLE],
+        WfpOp::FilterDelete => &[
+            ERROR_INVALID_HANDLE,
+            ERROR_ACCESS_DENIED,
+            FWP_E_TIMEOUT,
+            FWP_E_INCOMPATIBLE_TXN,
+            FWP_E_FILTER_NOT_FOUND,
+        ],
+        // Filter adds are built by the harness; the documented list is long, any named code.
+        WfpOp::FilterAdd | WfpOp::Tick => &[],
+    }
+}
+
+/// The kinds of call [`wfp_sequence`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WfpOp {
+    /// `IPsecSaContextCreate0/1`.
+    Create,
+    /// `IPsecSaContextGetSpi0/1`.
+    GetSpi,
+    /// `IPsecSaContextSetSpi0`.
+    SetSpi,
+    /// `IPsecSaContextAddInbound0/1`.
+    AddInbound,
+    /// `IPsecSaContextAddOutbound0/1`.
+    AddOutbound,
+    /// `IPsecSaContextUpdate0`.
+    Update,
+    /// `IPsecSaContextExpire0`.
+    Expire,
+    /// `IPsecSaContextDeleteById0`.
+    Delete,
+    /// `IPsecSaContextGetById0/1`.
+    GetById,
+    /// Enumeration handle create / enum / destroy.
+    Enum,
+    /// Subscribe / unsubscribe / subscriptions get.
+    Subscribe,
+    /// Transaction begin / commit / abort.
+    Txn,
+    /// Engine open / close.
+    Session,
+    /// `FwpmFilterAdd0`.
+    FilterAdd,
+    /// `FwpmFilterDeleteById0`.
+    FilterDelete,
+    /// Advance the virtual clock.
+    Tick,
+}
+
+const WFP_OPS: [WfpOp; 16] = [
+    WfpOp::Create,
+    WfpOp::GetSpi,
+    WfpOp::SetSpi,
+    WfpOp::AddInbound,
+    WfpOp::AddOutbound,
+    WfpOp::Update,
+    WfpOp::Expire,
+    WfpOp::Delete,
+    WfpOp::GetById,
+    WfpOp::Enum,
+    WfpOp::Subscribe,
+    WfpOp::Txn,
+    WfpOp::Session,
+    WfpOp::FilterAdd,
+    WfpOp::FilterDelete,
+    WfpOp::Tick,
+];
+
+/// The transport-layer IPsec policy of one address family: (inbound, outbound) filter ids.
+#[derive(Clone, Copy, Debug, Default)]
+struct WfpPolicy {
+    inbound: u64,
+    outbound: u64,
+}
+
+/// The engine under test and what the harness knows about it.
+struct WfpWorld {
+    bfe: w::Bfe,
+    /// Slot 0: administrator; 1: dynamic session; 2: read/enum-only token.
+    sessions: [Option<w::EngineHandle>; 3],
+    closed: Vec<w::EngineHandle>,
+    policy: [WfpPolicy; 2],
+    filters: Vec<u64>,
+    contexts: Vec<u64>,
+    deleted: BTreeSet<u64>,
+    enums: Vec<w::EnumHandle>,
+    subs: Vec<w::SubscriptionHandle>,
+    changes: Arc<std::sync::Mutex<Vec<w::IpsecSaContextChange0>>>,
+    events: Vec<w::SaEvent>,
+}
+
+fn wfp_local_remote(v6: bool) -> (IpAddr, IpAddr) {
+    if v6 {
+        (IpAddr::V6(HOST_A6), IpAddr::V6(HOST_B6))
+    } else {
+        (IpAddr::V4(HOST_A), IpAddr::V4(HOST_B))
+    }
+}
+
+fn wfp_version(v6: bool) -> w::FwpIpVersion {
+    if v6 {
+        w::FWP_IP_VERSION_V6
+    } else {
+        w::FWP_IP_VERSION_V4
+    }
+}
+
+/// An IPsec transport filter (or, with `exempt`, an ICMP permit) for A <-> B.
+fn wfp_filter(v6: bool, inbound: bool, exempt: bool, weight: u8) -> w::FwpmFilter0 {
+    let (local, remote) = wfp_local_remote(v6);
+    let (layer, callout) = match (v6, inbound) {
+        (false, true) => (
+            w::FWPM_LAYER_INBOUND_TRANSPORT_V4,
+            w::FWPM_CALLOUT_IPSEC_INBOUND_TRANSPORT_V4,
+        ),
+        (false, false) => (
+            w::FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
+            w::FWPM_CALLOUT_IPSEC_OUTBOUND_TRANSPORT_V4,
+        ),
+        (true, true) => (
+            w::FWPM_LAYER_INBOUND_TRANSPORT_V6,
+            w::FWPM_CALLOUT_IPSEC_INBOUND_TRANSPORT_V6,
+        ),
+        (true, false) => (
+            w::FWPM_LAYER_OUTBOUND_TRANSPORT_V6,
+            w::FWPM_CALLOUT_IPSEC_OUTBOUND_TRANSPORT_V6,
+        ),
+    };
+    let mut conditions = vec![w::FwpmFilterCondition0::new(
+        w::FWPM_CONDITION_IP_LOCAL_ADDRESS_TYPE,
+        w::FWP_MATCH_EQUAL,
+        w::FwpConditionValue0::Uint8(w::NlAddressType::Unicast as u8),
+    )];
+    let action = if exempt {
+        let icmp = if v6 {
+            w::IPPROTO_ICMPV6
+        } else {
+            w::IPPROTO_ICMP
+        };
+        conditions.push(w::FwpmFilterCondition0::new(
+            w::FWPM_CONDITION_IP_PROTOCOL,
+            w::FWP_MATCH_EQUAL,
+            w::FwpConditionValue0::Uint8(icmp),
+        ));
+        w::FwpmAction0 {
+            action_type: w::FWP_ACTION_PERMIT,
+            callout_key: w::Guid::NULL,
+        }
+    } else {
+        conditions.push(w::FwpmFilterCondition0::new(
+            w::FWPM_CONDITION_IP_LOCAL_ADDRESS,
+            w::FWP_MATCH_EQUAL,
+            w::FwpConditionValue0::ip(local),
+        ));
+        conditions.push(w::FwpmFilterCondition0::new(
+            w::FWPM_CONDITION_IP_REMOTE_ADDRESS,
+            w::FWP_MATCH_EQUAL,
+            w::FwpConditionValue0::ip(remote),
+        ));
+        w::FwpmAction0 {
+            action_type: w::FWP_ACTION_CALLOUT_TERMINATING,
+            callout_key: callout,
+        }
+    };
+    w::FwpmFilter0 {
+        display_data: w::FwpmDisplayData0::named("fuzz filter"),
+        layer_key: layer,
+        weight: w::FwpValue0::Uint8(weight),
+        filter_condition: conditions,
+        action,
+        ..Default::default()
+    }
+}
+
+/// A bundle of shape `kind` (valid shapes first, then every documented refusal) with `spi`.
+fn wfp_bundle(kind: u8, spi: u32, v6: bool, lifetime: w::IpsecSaLifetime0) -> w::IpsecSaBundle0 {
+    use w::IpsecSaTransform as T;
+    let key = |len: usize| Key::new(&vec![0x5A; len]);
+    let auth = |id, len| w::IpsecSaAuthInformation0 {
+        auth_transform: w::IpsecAuthTransform0 {
+            auth_transform_id: id,
+            crypto_module_id: None,
+        },
+        auth_key: key(len),
+    };
+    let cipher = |id, len| w::IpsecSaCipherInformation0 {
+        cipher_transform: w::IpsecCipherTransform0 {
+            cipher_transform_id: id,
+            crypto_module_id: None,
+        },
+        cipher_key: key(len),
+    };
+    let both = |c, clen, a, alen| {
+        T::EspAuthAndCipher(w::IpsecSaAuthAndCipherInformation0 {
+            sa_cipher_information: cipher(c, clen),
+            sa_auth_information: auth(a, alen),
+        })
+    };
+    let sa = |t| w::IpsecSa0 {
+        spi,
+        sa_transform: t,
+    };
+    let gcm128 = || {
+        sa(both(
+            w::IPSEC_CIPHER_TRANSFORM_ID_GCM_AES_128,
+            20,
+            w::IPSEC_AUTH_TRANSFORM_ID_GCM_AES_128,
+            20,
+        ))
+    };
+    let ah_sha1 = || sa(T::Ah(auth(w::IPSEC_AUTH_TRANSFORM_ID_HMAC_SHA_1_96, 20)));
+    let sa_list = match kind % 14 {
+        0 => vec![gcm128()],
+        1 => vec![sa(both(
+            w::IPSEC_CIPHER_TRANSFORM_ID_GCM_AES_256,
+            36,
+            w::IPSEC_AUTH_TRANSFORM_ID_GCM_AES_256,
+            36,
+        ))],
+        2 => vec![sa(T::EspAuth(auth(
+            w::IPSEC_AUTH_TRANSFORM_ID_GCM_AES_128,
+            20,
+        )))],
+        3 => vec![sa(both(
+            w::IPSEC_CIPHER_TRANSFORM_ID_AES_128,
+            16,
+            w::IPSEC_AUTH_TRANSFORM_ID_HMAC_SHA_256_128,
+            32,
+        ))],
+        4 => vec![sa(T::EspAuth(auth(
+            w::IPSEC_AUTH_TRANSFORM_ID_HMAC_SHA_1_96,
+            20,
+        )))],
+        5 => vec![ah_sha1()],
+        6 => vec![gcm128(), ah_sha1()],
+        // Refusals: empty, three SAs, AH then ESP, ESP cipher only, wrong key length, DES,
+        // MD5.
+        7 => Vec::new(),
+        8 => vec![gcm128(), ah_sha1(), ah_sha1()],
+        9 => vec![ah_sha1(), gcm128()],
+        10 => vec![sa(T::EspCipher(cipher(
+            w::IPSEC_CIPHER_TRANSFORM_ID_AES_128,
+            16,
+        )))],
+        11 => vec![sa(both(
+            w::IPSEC_CIPHER_TRANSFORM_ID_GCM_AES_128,
+            16,
+            w::IPSEC_AUTH_TRANSFORM_ID_GCM_AES_128,
+            16,
+        ))],
+        12 => vec![sa(both(
+            w::IPSEC_CIPHER_TRANSFORM_ID_CBC_DES,
+            8,
+            w::IPSEC_AUTH_TRANSFORM_ID_HMAC_SHA_1_96,
+            20,
+        ))],
+        _ => vec![sa(T::Ah(auth(w::IPSEC_AUTH_TRANSFORM_ID_HMAC_MD5_96, 16)))],
+    };
+    w::IpsecSaBundle0 {
+        lifetime,
+        sa_list,
+        ip_version: wfp_version(v6),
+        ..Default::default()
+    }
+}
+
+/// Every key blob of `c` (what GetById / Enum hand out).
+fn context_keys(c: &w::IpsecSaContext1) -> Vec<usize> {
+    let mut out = Vec::new();
+    for d in [&c.inbound_sa, &c.outbound_sa].into_iter().flatten() {
+        for sa in &d.sa_bundle.sa_list {
+            match &sa.sa_transform {
+                w::IpsecSaTransform::Ah(a)
+                | w::IpsecSaTransform::EspAuth(a)
+                | w::IpsecSaTransform::EspAuthFw(a) => out.push(a.auth_key.len()),
+                w::IpsecSaTransform::EspCipher(ci) => out.push(ci.cipher_key.len()),
+                w::IpsecSaTransform::EspAuthAndCipher(ac) => {
+                    out.push(ac.sa_cipher_information.cipher_key.len());
+                    out.push(ac.sa_auth_information.auth_key.len());
+                }
+            }
+        }
+    }
+    out
+}
+
+impl WfpWorld {
+    fn new() -> Self {
+        let mut bfe = w::Bfe::with_seed(7);
+        let admin = bfe
+            .fwpm_engine_open0(None, w::RPC_C_AUTHN_WINNT, None, None)
+            .ok();
+        let dynamic = bfe
+            .fwpm_engine_open0(
+                None,
+                w::RPC_C_AUTHN_WINNT,
+                None,
+                Some(&w::FwpmSession0 {
+                    flags: w::FWPM_SESSION_FLAG_DYNAMIC,
+                    ..Default::default()
+                }),
+            )
+            .ok();
+        let reader = bfe
+            .fwpm_engine_open0_as(
+                w::CallerToken::new(w::FWPM_ACTRL_READ | w::FWPM_ACTRL_ENUM),
+                None,
+                w::RPC_C_AUTHN_WINNT,
+                None,
+                None,
+            )
+            .ok();
+        // A closed session's handle: every call with it is ERROR_INVALID_HANDLE.
+        let mut closed = Vec::new();
+        if let Ok(stale) = bfe.fwpm_engine_open0(None, w::RPC_C_AUTHN_WINNT, None, None)
+            && bfe.fwpm_engine_close0(stale).is_ok()
+        {
+            closed.push(stale);
+        }
+        let mut world = WfpWorld {
+            bfe,
+            sessions: [admin, dynamic, reader],
+            closed,
+            policy: [WfpPolicy::default(); 2],
+            filters: Vec::new(),
+            contexts: Vec::new(),
+            deleted: BTreeSet::new(),
+            enums: Vec::new(),
+            subs: Vec::new(),
+            changes: Arc::default(),
+            events: Vec::new(),
+        };
+        if let Some(h) = admin {
+            for v6 in [false, true] {
+                let mut ids = [0u64; 2];
+                for (i, inbound) in [true, false].into_iter().enumerate() {
+                    for exempt in [false, true] {
+                        let weight = if exempt {
+                            w::FWPM_WEIGHT_RANGE_IKE_EXEMPTIONS
+                        } else {
+                            w::FWPM_WEIGHT_RANGE_IPSEC
+                        };
+                        let f = wfp_filter(v6, inbound, exempt, weight);
+                        if let Ok(id) = world.bfe.fwpm_filter_add0(h, &f, None) {
+                            world.filters.push(id);
+                            if !exempt && let Some(slot) = ids.get_mut(i) {
+                                *slot = id;
+                            }
+                        }
+                    }
+                }
+                world.policy[usize::from(v6)] = WfpPolicy {
+                    inbound: ids[0],
+                    outbound: ids[1],
+                };
+            }
+        }
+        world
+    }
+
+    /// Session slot `b % 4`: a live session, or (slot 3, or a closed slot) a stale handle.
+    fn session(&self, b: u8) -> Option<w::EngineHandle> {
+        self.sessions
+            .get(usize::from(b % 4))
+            .copied()
+            .flatten()
+            .or_else(|| {
+                self.closed
+                    .get(usize::from(b) % self.closed.len().max(1))
+                    .copied()
+            })
+    }
+
+    fn context(&self, inp: &mut Input<'_>) -> u64 {
+        let b = inp.u8();
+        if b >= 0xF0 || self.contexts.is_empty() {
+            u64::from(inp.u16())
+        } else {
+            self.contexts[usize::from(b) % self.contexts.len()]
+        }
+    }
+
+    fn traffic(&self, inp: &mut Input<'_>, inbound: bool) -> w::IpsecTraffic0 {
+        let b = inp.u8();
+        let v6 = b & 1 != 0;
+        let (local, remote) = wfp_local_remote(v6);
+        let p = self.policy[usize::from(v6)];
+        let filter = match (b >> 1) & 7 {
+            0..=4 => {
+                if inbound {
+                    p.inbound
+                } else {
+                    p.outbound
+                }
+            }
+            5 => {
+                if inbound {
+                    p.outbound
+                } else {
+                    p.inbound
+                }
+            }
+            6 => self
+                .filters
+                .get(usize::from(inp.u8()) % self.filters.len().max(1))
+                .copied()
+                .unwrap_or(0),
+            _ => u64::from(inp.u8()),
+        };
+        let (local, remote) = if b & 0x10 != 0 {
+            (remote, local)
+        } else {
+            (local, remote)
+        };
+        w::IpsecTraffic0 {
+            ip_version: if b & 0x20 != 0 {
+                wfp_version(!v6)
+            } else {
+                wfp_version(v6)
+            },
+            local_address: local.into(),
+            remote_address: remote.into(),
+            traffic_type: if b & 0x40 != 0 {
+                w::IPSEC_TRAFFIC_TYPE_TUNNEL
+            } else {
+                w::IPSEC_TRAFFIC_TYPE_TRANSPORT
+            },
+            ipsec_filter_id: filter,
+            remote_port: if b & 0x80 != 0 { inp.u16() } else { 0 },
+        }
+    }
+
+    fn get_spi(&self, inp: &mut Input<'_>) -> w::IpsecGetSpi1 {
+        let t = self.traffic(inp, true);
+        let b = inp.u8();
+        w::IpsecGetSpi1 {
+            inbound_ipsec_traffic: t.into(),
+            ip_version: t.ip_version,
+            inbound_udp_encapsulation: (b & 1 != 0).then(|| w::IpsecV4UdpEncapsulation0 {
+                local_udp_encap_port: 4500,
+                remote_udp_encap_port: if b & 2 != 0 { 4500 } else { inp.u16() },
+            }),
+            rng_crypto_module_id: None,
+        }
+    }
+
+    /// Run one decoded call; returns its kind and result code (0 = success).
+    fn call(&mut self, inp: &mut Input<'_>) -> (WfpOp, Result<(), w::WfpError>) {
+        let op = WFP_OPS[usize::from(inp.u8()) % WFP_OPS.len()];
+        let Some(h) = self.session(inp.u8()) else {
+            return (WfpOp::Tick, Ok(()));
+        };
+        let r = match op {
+            WfpOp::Create => {
+                let t = self.traffic(inp, false);
+                let mut cached = u64::MAX;
+                let r = if inp.u8() & 1 == 0 {
+                    self.bfe.ipsec_sa_context_create0(h, &t, Some(&mut cached))
+                } else {
+                    self.bfe
+                        .ipsec_sa_context_create1(h, &t.into(), None, Some(&mut cached))
+                };
+                r.map(|id| {
+                    assert!(
+                        !self.contexts.contains(&id) && !self.deleted.contains(&id),
+                        "Create returned a used id {id}"
+                    );
+                    assert!(
+                        self.bfe.sa_context(id).is_some(),
+                        "created context {id} not visible"
+                    );
+                    self.contexts.push(id);
+                })
+            }
+            WfpOp::GetSpi => {
+                let id = self.context(inp);
+                let g = self.get_spi(inp);
+                self.bfe.ipsec_sa_context_get_spi1(h, id, &g).map(|spi| {
+                    assert!(spi >= 256, "GetSpi returned reserved SPI {spi}");
+                })
+            }
+            WfpOp::SetSpi => {
+                let id = self.context(inp);
+                let g = self.get_spi(inp);
+                let spi = match inp.u8() % 4 {
+                    0 => u32::from(inp.u8()),
+                    1 => self
+                        .bfe
+                        .sa_contexts()
+                        .filter_map(w::SaContext::inbound_spi)
+                        .next()
+                        .unwrap_or(300),
+                    _ => inp.u32(),
+                };
+                self.bfe.ipsec_sa_context_set_spi0(h, id, &g, spi)
+            }
+            WfpOp::AddInbound | WfpOp::AddOutbound => {
+                let id = self.context(inp);
+                let kind = inp.u8();
+                let v6 = kind & 0x80 != 0;
+                let spi = match inp.u8() % 4 {
+                    0 => inp.u32(),
+                    _ => self
+                        .bfe
+                        .sa_context(id)
+                        .and_then(w::SaContext::inbound_spi)
+                        .unwrap_or(0x1234),
+                };
+                let lifetime = w::IpsecSaLifetime0 {
+                    lifetime_seconds: u32::from(inp.u8() & 0x3F),
+                    lifetime_kilobytes: 0,
+                    lifetime_packets: u32::from(inp.u8() & 3),
+                };
+                let b = wfp_bundle(kind & 0x7F, spi, v6, lifetime);
+                let one = inp.u8() & 1 != 0;
+                match (op, one) {
+                    (WfpOp::AddInbound, false) => self.bfe.ipsec_sa_context_add_inbound0(h, id, &b),
+                    (WfpOp::AddInbound, true) => {
+                        self.bfe.ipsec_sa_context_add_inbound1(h, id, &b.into())
+                    }
+                    (_, false) => self.bfe.ipsec_sa_context_add_outbound0(h, id, &b),
+                    (_, true) => self.bfe.ipsec_sa_context_add_outbound1(h, id, &b.into()),
+                }
+            }
+            WfpOp::Update => {
+                let id = self.context(inp);
+                let flags = match inp.u8() % 4 {
+                    0 => w::IPSEC_SA_DETAILS_UPDATE_UDP_ENCAPSULATION,
+                    1 => w::IPSEC_SA_BUNDLE_UPDATE_FLAGS,
+                    2 => w::IPSEC_SA_DETAILS_UPDATE_TRAFFIC,
+                    _ => u64::from(inp.u32()),
+                };
+                let mut c =
+                    self.bfe
+                        .ipsec_sa_context_get_by_id1(h, id)
+                        .unwrap_or(w::IpsecSaContext1 {
+                            sa_context_id: id,
+                            ..Default::default()
+                        });
+                let x = inp.u8();
+                if let Some(o) = c.outbound_sa.as_mut() {
+                    if x & 1 != 0 {
+                        o.udp_encapsulation = Some(w::IpsecV4UdpEncapsulation0 {
+                            local_udp_encap_port: 4500,
+                            remote_udp_encap_port: 4500,
+                        });
+                    }
+                    if x & 2 != 0 {
+                        o.sa_bundle.flags ^= inp.u32();
+                    }
+                    if x & 4 != 0 {
+                        o.traffic.remote_port = inp.u16();
+                    }
+                }
+                if x & 8 != 0 {
+                    c.inbound_sa = None;
+                }
+                self.bfe.ipsec_sa_context_update0(h, flags, &c)
+            }
+            WfpOp::Expire => {
+                let id = self.context(inp);
+                self.bfe.ipsec_sa_context_expire0(h, id)
+            }
+            WfpOp::Delete => {
+                let id = self.context(inp);
+                let r = self.bfe.ipsec_sa_context_delete_by_id0(h, id);
+                if r.is_ok() {
+                    assert!(
+                        self.bfe.sa_context(id).is_none(),
+                        "deleted context {id} still there"
+                    );
+                    self.deleted.insert(id);
+                }
+                r
+            }
+            WfpOp::GetById => {
+                let id = self.context(inp);
+                match self.bfe.ipsec_sa_context_get_by_id1(h, id) {
+                    Ok(c) => {
+                        assert!(
+                            context_keys(&c).iter().all(|l| *l == 0),
+                            "GetById1 returned key bytes"
+                        );
+                        assert_eq!(c.sa_context_id, id, "GetById1 returned another context");
+                        assert!(!self.deleted.contains(&id), "GetById1 found deleted {id}");
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            WfpOp::Enum => {
+                let b = inp.u8();
+                if b & 3 == 0 && !self.enums.is_empty() {
+                    let e = self.enums.remove(usize::from(b >> 2) % self.enums.len());
+                    self.bfe.ipsec_sa_context_destroy_enum_handle0(h, e)
+                } else if b & 3 == 1 && !self.enums.is_empty() {
+                    let e = self.enums[usize::from(b >> 2) % self.enums.len()];
+                    let n = u32::from(inp.u8());
+                    match self.bfe.ipsec_sa_context_enum1(h, e, n) {
+                        Ok(list) => {
+                            assert!(list.len() <= n as usize, "Enum1 returned too many");
+                            for c in &list {
+                                assert!(
+                                    context_keys(c).iter().all(|l| *l == 0),
+                                    "Enum1 returned key bytes"
+                                );
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    let template = match b >> 2 & 3 {
+                        0 => None,
+                        1 => Some(w::IpsecSaContextEnumTemplate0 {
+                            local_sub_net: w::FwpConditionValue0::ip(IpAddr::V4(HOST_A)),
+                            remote_sub_net: w::FwpConditionValue0::Empty,
+                        }),
+                        2 => Some(w::IpsecSaContextEnumTemplate0 {
+                            local_sub_net: w::FwpConditionValue0::Uint8(inp.u8()),
+                            remote_sub_net: w::FwpConditionValue0::Empty,
+                        }),
+                        _ => Some(w::IpsecSaContextEnumTemplate0::default()),
+                    };
+                    self.bfe
+                        .ipsec_sa_context_create_enum_handle0(h, template.as_ref())
+                        .map(|e| self.enums.push(e))
+                }
+            }
+            WfpOp::Subscribe => {
+                let b = inp.u8();
+                if b & 1 == 0 && !self.subs.is_empty() {
+                    let s = self.subs.remove(usize::from(b >> 1) % self.subs.len());
+                    self.bfe.ipsec_sa_context_unsubscribe0(h, s)
+                } else {
+                    let sub = w::IpsecSaContextSubscription0 {
+                        enum_template: None,
+                        flags: if b & 2 != 0 {
+                            w::IPSEC_SA_CONTEXT_SUBSCRIPTION_FLAG_SOFT_EXPIRED_EXT
+                        } else if b & 4 != 0 {
+                            u32::from(inp.u8())
+                        } else {
+                            0
+                        },
+                        session_key: w::Guid::NULL,
+                    };
+                    let log = Arc::clone(&self.changes);
+                    let cb: w::SaContextCallback = Box::new(move |c| {
+                        if let Ok(mut l) = log.lock() {
+                            l.push(*c);
+                        }
+                    });
+                    self.bfe
+                        .ipsec_sa_context_subscribe0(h, &sub, cb)
+                        .map(|s| self.subs.push(s))
+                }
+            }
+            WfpOp::Txn => match inp.u8() % 5 {
+                0 => self.bfe.fwpm_transaction_begin0(h, 0),
+                1 => self.bfe.fwpm_transaction_begin0(h, w::FWPM_TXN_READ_ONLY),
+                2 => self.bfe.fwpm_transaction_begin0(h, u32::from(inp.u8())),
+                3 => self.bfe.fwpm_transaction_commit0(h),
+                _ => self.bfe.fwpm_transaction_abort0(h),
+            },
+            WfpOp::Session => {
+                let slot = usize::from(inp.u8() % 3);
+                match self.sessions.get_mut(slot).and_then(Option::take) {
+                    Some(s) => {
+                        self.closed.push(s);
+                        self.bfe.fwpm_engine_close0(s)
+                    }
+                    None => {
+                        let flags = if slot == 1 {
+                            w::FWPM_SESSION_FLAG_DYNAMIC
+                        } else {
+                            0
+                        };
+                        let s = w::FwpmSession0 {
+                            flags,
+                            ..Default::default()
+                        };
+                        match self
+                            .bfe
+                            .fwpm_engine_open0(None, w::RPC_C_AUTHN_WINNT, None, Some(&s))
+                        {
+                            Ok(hh) => {
+                                if let Some(x) = self.sessions.get_mut(slot) {
+                                    *x = Some(hh);
+                                }
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            }
+            WfpOp::FilterAdd => {
+                let b = inp.u8();
+                let f = wfp_filter(b & 1 != 0, b & 2 != 0, b & 4 != 0, inp.u8() & 0x1F);
+                self.bfe
+                    .fwpm_filter_add0(h, &f, None)
+                    .map(|id| self.filters.push(id))
+            }
+            WfpOp::FilterDelete => {
+                let b = inp.u8();
+                let id = self
+                    .filters
+                    .get(usize::from(b) % self.filters.len().max(1))
+                    .copied()
+                    .unwrap_or(u64::from(b));
+                self.bfe.fwpm_filter_delete_by_id0(h, id)
+            }
+            WfpOp::Tick => {
+                let secs = match inp.u8() {
+                    b @ 0..=200 => u64::from(b % 8),
+                    _ => 61,
+                };
+                let now = self.bfe.now() + Duration::from_secs(secs);
+                self.bfe.tick(now);
+                Ok(())
+            }
+        };
+        (op, r)
+    }
+
+    /// The engine's invariants (committed state).
+    fn check(&mut self, step: usize) {
+        self.bfe.take_events(&mut self.events);
+        for e in self.events.drain(..) {
+            if let w::SaEvent::Deleted { id } = e {
+                self.deleted.insert(id);
+            }
+        }
+        let mut spis = BTreeSet::new();
+        for c in self.bfe.sa_contexts() {
+            let id = c.id();
+            assert!(
+                !self.deleted.contains(&id),
+                "step {step}: deleted context {id} is back"
+            );
+            if let Some(spi) = c.inbound_spi() {
+                assert!(spi >= 256, "step {step}: reserved SPI {spi}");
+                assert!(spis.insert(spi), "step {step}: SPI {spi:#x} used twice");
+            }
+            use w::SaContextState as S;
+            let st = c.state();
+            assert_eq!(
+                c.inbound_spi().is_some(),
+                st != S::Created,
+                "step {step}: context {id} in {st:?} with SPI {:?}",
+                c.inbound_spi()
+            );
+            assert_eq!(
+                c.inbound().is_some(),
+                matches!(st, S::InboundAdded | S::Complete | S::Expiring),
+                "step {step}: context {id} in {st:?}: inbound bundle"
+            );
+            assert_eq!(
+                c.outbound().is_some(),
+                st == S::Complete,
+                "step {step}: context {id} in {st:?}: outbound bundle"
+            );
+            assert_eq!(
+                c.grace_deadline().is_some(),
+                st == S::Expiring,
+                "step {step}: context {id} in {st:?}: grace deadline"
+            );
+            if let Some(spi) = c.inbound_spi()
+                && matches!(st, S::InboundAdded | S::Complete | S::Expiring)
+            {
+                assert_eq!(
+                    self.bfe.inbound_sa_context(spi).map(w::SaContext::id),
+                    Some(id),
+                    "step {step}: inbound SPI {spi:#x} does not find context {id}"
+                );
+            }
+        }
+    }
+}
+
+/// Fuzz target `wfp_sequence`: up to 64 WFP calls decoded from the input (op byte, session
+/// byte, then the op's arguments) against one [`transport::Bfe`] with an IPsec policy for
+/// A <-> B (IPv4 and IPv6) installed. Every failure must be a documented code of that call,
+/// and after every call: inbound SPIs are unique and never reserved, each context's state
+/// matches its SPI and bundles, a deleted context never comes back, ids are never reused,
+/// and GetById / Enum never return key bytes.
+pub fn wfp_sequence(data: &[u8]) {
+    let _ = wfp_run(data);
+}
+
+/// [`wfp_sequence`], returning each call's kind and result.
+pub fn wfp_run(data: &[u8]) -> Vec<(WfpOp, Result<(), w::WfpError>)> {
+    let mut world = WfpWorld::new();
+    let mut inp = Input { data };
+    let mut step = 0;
+    let mut trace = Vec::new();
+    while !inp.data.is_empty() && step < 64 {
+        let (op, r) = world.call(&mut inp);
+        trace.push((op, r));
+        if let Err(e) = r {
+            assert_ne!(e.name(), "UNKNOWN", "step {step}: {op:?} returned {e:?}");
+            let allowed = allowed_errors(op);
+            assert!(
+                allowed.is_empty() || allowed.contains(&e),
+                "step {step}: {op:?} returned undocumented {e:?}"
+            );
+        }
+        world.check(step);
+        step += 1;
+    }
+    trace
+}
+
+// ---- transport inbound ----
+
+use ipsec_nic::{Algorithms, HostConfig, ManualSaOptions, SaMode, TopologyConfig, TwoHosts};
+use nicsim::Wire;
+
+/// One SA configuration of [`transport_inbound`]: a Manual SA between hosts A and B of the
+/// standard topology, offloaded to B's NIC or not.
+#[derive(Clone, Copy, Debug)]
+pub struct InboundCase {
+    /// Short name (seed file names).
+    pub name: &'static str,
+    /// The Manual SA.
+    pub opts: ManualSaOptions,
+    /// Whether the stacks offload the SAs to their NICs.
+    pub offload: bool,
+}
+
+/// Every algorithm family offloaded (IPv4 transport), tunnel, UDP-ESP and IPv6 (v2 ADD_SA_EX)
+/// offloaded, and a software-only set (offload off).
+pub fn inbound_cases() -> Vec<InboundCase> {
+    let base = ManualSaOptions::default();
+    let names = [
+        "gcm128",
+        "gcm192",
+        "gcm256",
+        "gmac128",
+        "cbc128-sha256",
+        "cbc256-sha256",
+        "cbc128-sha1",
+        "null-sha256",
+        "null-sha1",
+        "ah-sha1",
+        "ah-sha256",
+        "gcm-then-ah",
+    ];
+    let mut v: Vec<InboundCase> = Algorithms::ALL
+        .iter()
+        .zip(names)
+        .map(|(a, name)| InboundCase {
+            name,
+            opts: ManualSaOptions {
+                algorithms: *a,
+                ..base
+            },
+            offload: true,
+        })
+        .collect();
+    let more = [
+        (
+            "tunnel-gcm128",
+            ManualSaOptions {
+                mode: SaMode::Tunnel,
+                ..base
+            },
+            true,
+        ),
+        (
+            "udp-encap-gcm128",
+            ManualSaOptions {
+                udp_encap: Some((4500, 4500)),
+                ..base
+            },
+            true,
+        ),
+        ("ipv6-gcm128", ManualSaOptions { ipv6: true, ..base }, true),
+        (
+            "sw-cbc128-sha256",
+            ManualSaOptions {
+                algorithms: Algorithms::AesCbc128HmacSha256,
+                ..base
+            },
+            false,
+        ),
+        (
+            "sw-ah-sha256",
+            ManualSaOptions {
+                algorithms: Algorithms::AhHmacSha256,
+                ..base
+            },
+            false,
+        ),
+        (
+            "sw-gcm-then-ah",
+            ManualSaOptions {
+                algorithms: Algorithms::AesGcm128ThenAhSha1,
+                ..base
+            },
+            false,
+        ),
+        (
+            "sw-tunnel-gmac",
+            ManualSaOptions {
+                algorithms: Algorithms::AesGmac128,
+                mode: SaMode::Tunnel,
+                ..base
+            },
+            false,
+        ),
+        (
+            "sw-udp-encap-null",
+            ManualSaOptions {
+                algorithms: Algorithms::NullHmacSha1,
+                udp_encap: Some((4500, 4500)),
+                ..base
+            },
+            false,
+        ),
+        (
+            "sw-ipv6-gcm256",
+            ManualSaOptions {
+                algorithms: Algorithms::AesGcm256,
+                ipv6: true,
+                ..base
+            },
+            false,
+        ),
+    ];
+    for (name, opts, offload) in more {
+        v.push(InboundCase {
+            name,
+            opts,
+            offload,
+        });
+    }
+    v
+}
+
+/// Two hosts with a Manual SA whose wires end at the harness: what A transmits can be read
+/// from `from_a`, what the harness transmits on `to_b` B receives.
+pub struct InboundBench {
+    /// The hosts (A and B are not connected to each other).
+    pub net: TwoHosts,
+    /// The far end of A's port.
+    pub from_a: MemWire,
+    /// The far end of B's port.
+    pub to_b: MemWire,
+    /// A's and B's address of the protected traffic.
+    pub addrs: (IpAddr, IpAddr),
+}
+
+impl InboundBench {
+    /// Build the hosts (RustCrypto), run the Manual SA and let the stacks offload.
+    pub fn new(case: &InboundCase) -> Option<Self> {
+        let mut cfg = TopologyConfig::standard();
+        cfg.capture = ipsec_nic::Capture::None;
+        for h in [&mut cfg.a, &mut cfg.b] {
+            let hc: &mut HostConfig = h;
+            hc.provider = ProviderKind::RustCrypto;
+            hc.offload = case.offload;
+            hc.buffers = 32;
+        }
+        let (a, from_a) = MemWire::pair();
+        let (b, to_b) = MemWire::pair();
+        let mut net = TwoHosts::with_wires(cfg, a, b).ok()?;
+        ipsec_nic::manual_sa(&mut net, &case.opts).ok()?;
+        net.drive();
+        let addrs = if case.opts.ipv6 {
+            (IpAddr::V6(ipsec_nic::A_V6), IpAddr::V6(ipsec_nic::B_V6))
+        } else {
+            (IpAddr::V4(ipsec_nic::A_V4), IpAddr::V4(ipsec_nic::B_V4))
+        };
+        Some(InboundBench {
+            net,
+            from_a,
+            to_b,
+            addrs,
+        })
+    }
+
+    /// A sends `n` UDP datagrams to B (payload [`inbound_payload`]`(i)`); returns the frames
+    /// A put on the wire, in order.
+    pub fn valid_frames(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let (a, b) = self.addrs;
+        let now = self.net.now();
+        for i in 0..n {
+            let _ = self.net.a.stack_mut().send_udp(
+                now,
+                core::net::SocketAddr::new(a, 5000),
+                core::net::SocketAddr::new(b, 6000),
+                &inbound_payload(i),
+            );
+        }
+        for _ in 0..4 {
+            self.net.step();
+        }
+        let mut frames = Vec::new();
+        let _ = self.from_a.receive(self.net.now(), &mut frames, 64);
+        frames
+            .iter()
+            .filter_map(|f| f.buf.get(f.data.clone()).map(<[u8]>::to_vec))
+            .collect()
+    }
+
+    /// Give B `frames` and let it process them.
+    pub fn inject(&mut self, frames: &[Vec<u8>]) {
+        let mut batch: Vec<Frame> = frames
+            .iter()
+            .map(|f| Frame::from_bytes(f, 64, 64))
+            .collect();
+        let mut done = Vec::new();
+        let _ = self.to_b.transmit(self.net.now(), &mut batch, &mut done);
+        for _ in 0..4 {
+            self.net.step();
+        }
+    }
+}
+
+/// Payload of A's `i`-th datagram in [`InboundBench::valid_frames`].
+pub fn inbound_payload(i: usize) -> Vec<u8> {
+    format!("transport-inbound-datagram-{i:04}").into_bytes()
+}
+
+/// Frames B's stack may consume without counting them (IKE and NAT keepalives: UDP to port
+/// 500 or 4500 that is not ESP; the harness over-approximates with the port alone).
+fn maybe_uncounted(frame: &[u8]) -> bool {
+    let et = frame.get(12..14);
+    let ip = frame.get(14..).unwrap_or(&[]);
+    let (proto, l4) = match (et, ip.first().map(|b| b >> 4)) {
+        (Some([0x08, 0x00]), Some(4)) => {
+            let ihl = usize::from(ip.first().map_or(0, |b| b & 0xf)) * 4;
+            (ip.get(9).copied(), ip.get(ihl..))
+        }
+        (Some([0x86, 0xdd]), Some(6)) => (ip.get(6).copied(), ip.get(40..)),
+        _ => (None, None),
+    };
+    let port = l4
+        .and_then(|l| l.get(2..4))
+        .map(|p| u16::from_be_bytes([p[0], p[1]]));
+    proto == Some(17) && matches!(port, Some(500 | 4500))
+}
+
+fn inbound_counted(s: &transport::stack::StackStatistics) -> u64 {
+    s.inbound.delivered
+        + u64::from(
+            s.ipsec
+                .aggregate_drop_packet_statistics
+                .total_drop_packets_inbound,
+        )
+}
+
+/// Fuzz target `transport_inbound`: frames into host B's receive path (NIC, miniport,
+/// transport) with a Manual SA installed from [`inbound_cases`] (byte 0).
+///
+/// Input: case byte, count byte (A sends `1 + count % 4` valid protected datagrams), then
+/// up to 16 frame instructions: a kind byte (`% 4`: 0 valid frame `i` unchanged, 1 valid frame
+/// `i` mutated, 2 raw bytes, 3 the previous frame again), `i` / a length byte, then for
+/// mutations a count byte and that many (u16 offset, xor) pairs, for raw frames the bytes.
+///
+/// Properties: no panic; every injected frame is counted once in B's stack (delivered or
+/// dropped by reason; IKE / NAT-keepalive lookalikes may be consumed silently); every UDP
+/// datagram B delivers between A and B is protected, carries a payload A sent, and none is
+/// delivered twice; every valid datagram whose unchanged frame was injected is delivered.
+pub fn transport_inbound(data: &[u8]) {
+    let mut inp = Input { data };
+    let cases = inbound_cases();
+    let Some(case) = cases.get(usize::from(inp.u8()) % cases.len()) else {
+        return;
+    };
+    let Some(mut bench) = InboundBench::new(case) else {
+        panic!("{}: Manual SA set-up failed", case.name);
+    };
+    let n = 1 + usize::from(inp.u8() % 4);
+    let valid = bench.valid_frames(n);
+    assert_eq!(
+        valid.len(),
+        n,
+        "{}: A did not send its datagrams",
+        case.name
+    );
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut pristine = BTreeSet::new();
+    while !inp.data.is_empty() && frames.len() < 16 {
+        let kind = inp.u8();
+        let sel = usize::from(inp.u8());
+        match kind % 4 {
+            0 | 1 => {
+                let i = sel % n;
+                let mut f = valid.get(i).cloned().unwrap_or_default();
+                if kind % 4 == 1 {
+                    for _ in 0..inp.u8() % 8 {
+                        let at = usize::from(inp.u16());
+                        let x = inp.u8();
+                        let len = f.len();
+                        if let Some(b) = f.get_mut(at % len.max(1)) {
+                            *b ^= x;
+                        }
+                    }
+                    if kind & 0x80 != 0 {
+                        let keep = f.len().saturating_sub(usize::from(inp.u8() % 64));
+                        f.truncate(keep);
+                    }
+                }
+                if valid.get(i) == Some(&f) {
+                    pristine.insert(i);
+                }
+                frames.push(f);
+            }
+            2 => {
+                let take = sel.min(inp.data.len());
+                let (raw, rest) = inp.data.split_at(take);
+                inp.data = rest;
+                frames.push(raw.to_vec());
+            }
+            _ => {
+                if let Some(last) = frames.last().cloned() {
+                    frames.push(last);
+                }
+            }
+        }
+    }
+    let before = bench.net.b.stack().statistics();
+    bench.inject(&frames);
+    let after = bench.net.b.stack().statistics();
+    let counted = inbound_counted(&after) - inbound_counted(&before);
+    let injected = frames.len() as u64;
+    let silent = frames.iter().filter(|f| maybe_uncounted(f)).count() as u64;
+    assert!(
+        counted <= injected && counted + silent >= injected,
+        "{}: {injected} frames injected ({silent} maybe uncounted) but {counted} counted: {:?}",
+        case.name,
+        after
+    );
+    let (a, b) = bench.addrs;
+    let mut seen = BTreeSet::new();
+    let mut buf = [0u8; 2048];
+    while let Some(d) = bench.net.b.stack_mut().recv_udp(&mut buf) {
+        if d.src.ip() != a || d.dst.ip() != b {
+            continue;
+        }
+        assert!(
+            d.secure,
+            "{}: cleartext datagram delivered for protected traffic: {d:?}",
+            case.name
+        );
+        let payload = buf.get(..d.len).unwrap_or(&[]);
+        let i = (0..n).find(|i| inbound_payload(*i) == payload);
+        let Some(i) = i else {
+            panic!(
+                "{}: delivered a payload A never sent: {payload:?}",
+                case.name
+            );
+        };
+        assert!(
+            seen.insert(i),
+            "{}: datagram {i} delivered twice",
+            case.name
+        );
+    }
+    for i in pristine {
+        assert!(
+            seen.contains(&i),
+            "{}: valid datagram {i} not delivered: {:?}",
+            case.name,
+            after
+        );
+    }
+}
+
+// ---- pcap decap ----
+
+use ipsec_nic::cli::{config as sa_config, pcap as cli_pcap, process as cli_process};
+
+/// The SA file of [`pcap_decap`]: one SA per algorithm family, `inbound` at host B (for
+/// decapsulation) or outbound at host A (to build seeds). ESP GCM-128 (IPv4), CBC-128 +
+/// HMAC-SHA-256 (IPv6), AH HMAC-SHA1-96, GCM-256 tunnel, NULL + HMAC-SHA-256 over UDP 4500,
+/// GMAC-128 with ESN near the 2^32 boundary.
+pub fn pcap_sa_text(inbound: bool) -> String {
+    let dir = if inbound { "inbound" } else { "outbound" };
+    // (local, remote) as A sees them; B swaps.
+    let pair = |a: &str, b: &str| {
+        if inbound {
+            format!("local = \"{b}\"\nremote = \"{a}\"\n")
+        } else {
+            format!("local = \"{a}\"\nremote = \"{b}\"\n")
+        }
+    };
+    let tunnel = if inbound {
+        "tunnel_local = \"203.0.113.2\"\ntunnel_remote = \"203.0.113.1\"\n"
+    } else {
+        "tunnel_local = \"203.0.113.1\"\ntunnel_remote = \"203.0.113.2\"\n"
+    };
+    let hex = |len: usize, seed: u8| -> String {
+        (0..len)
+            .map(|i| format!("{:02x}", seed.wrapping_add(i as u8)))
+            .collect()
+    };
+    let sa =
+        |spi: u32, rest: String| format!("[[sa]]\nspi = {spi:#x}\ndirection = \"{dir}\"\n{rest}\n");
+    let mut t = String::new();
+    t += &sa(
+        0x1001,
+        format!(
+            "protocol = \"esp\"\n{}encryption = \"aes-gcm-128\"\nencryption_key = \"{}\"\n",
+            pair("192.0.2.1", "192.0.2.2"),
+            hex(20, 0x10)
+        ),
+    );
+    t += &sa(
+        0x1002,
+        format!(
+            "protocol = \"esp\"\n{}encryption = \"aes-cbc-128\"\nintegrity = \"hmac-sha256-128\"\nencryption_key = \"{}\"\nintegrity_key = \"{}\"\n",
+            pair("2001:db8::1", "2001:db8::2"),
+            hex(16, 0x20),
+            hex(32, 0x30)
+        ),
+    );
+    t += &sa(
+        0x1003,
+        format!(
+            "protocol = \"ah\"\n{}integrity = \"hmac-sha1-96\"\nintegrity_key = \"{}\"\n",
+            pair("198.51.100.1", "198.51.100.2"),
+            hex(20, 0x40)
+        ),
+    );
+    t += &sa(
+        0x1004,
+        format!(
+            "protocol = \"esp\"\nmode = \"tunnel\"\n{}{tunnel}encryption = \"aes-gcm-256\"\nencryption_key = \"{}\"\n",
+            pair("192.0.2.0/24", "198.51.100.0/24"),
+            hex(36, 0x50)
+        ),
+    );
+    t += &sa(
+        0x1005,
+        format!(
+            "protocol = \"esp\"\n{}encryption = \"null\"\nintegrity = \"hmac-sha256-128\"\nintegrity_key = \"{}\"\nudp_encap = {{ local_port = 4500, remote_port = 4500 }}\n",
+            pair("198.51.100.3", "198.51.100.4"),
+            hex(32, 0x60)
+        ),
+    );
+    t += &sa(
+        0x1006,
+        format!(
+            "protocol = \"esp\"\n{}integrity = \"aes-gmac-128\"\nintegrity_key = \"{}\"\nesn = true\nsequence = 0xfffffffe\n",
+            pair("198.51.100.5", "198.51.100.6"),
+            hex(20, 0x70)
+        ),
+    );
+    t
+}
+
+/// The parsed inbound SA file of [`pcap_decap`].
+pub fn pcap_sas(inbound: bool) -> Option<sa_config::SaFile> {
+    sa_config::parse("fuzz.toml", &pcap_sa_text(inbound)).ok()
+}
+
+/// Fuzz target `pcap_decap`: the input is a pcap file, decapsulated with [`pcap_sa_text`]'s
+/// inbound SAs through the NIC model and through software. Properties: no panic; every
+/// input frame is either output or dropped (with its index), nothing else; both paths give
+/// the same output and the same drops.
+pub fn pcap_decap(data: &[u8]) {
+    let Ok(input) = cli_pcap::parse(data) else {
+        return;
+    };
+    let Some(sas) = pcap_sas(true) else {
+        panic!("the fixed SA file does not parse");
+    };
+    let hw = cli_process::process(&sas, &input, cli_process::Op::Decap, false);
+    let sw = cli_process::process(&sas, &input, cli_process::Op::Decap, true);
+    let (Ok((out_hw, rep_hw)), Ok((out_sw, rep_sw))) = (hw, sw) else {
+        panic!("processing refused a valid SA file");
+    };
+    let n = input.records.len();
+    for (name, out, rep) in [
+        ("offload", &out_hw, &rep_hw),
+        ("software", &out_sw, &rep_sw),
+    ] {
+        assert_eq!(
+            out.records.len() + rep.dropped.len(),
+            n,
+            "{name}: {} out + {} dropped != {n} in",
+            out.records.len(),
+            rep.dropped.len()
+        );
+        // Frame numbers are 1-based (Wireshark's).
+        let mut idx: Vec<usize> = rep.dropped.iter().map(|(i, _)| *i).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        assert_eq!(
+            idx.len(),
+            rep.dropped.len(),
+            "{name}: a frame dropped twice"
+        );
+        assert!(
+            idx.iter().all(|i| (1..=n).contains(i)),
+            "{name}: drop of a frame not in the input: {:?}",
+            rep.dropped
+        );
+    }
+    assert_eq!(
+        out_hw.records, out_sw.records,
+        "offload and software outputs differ"
+    );
+    assert_eq!(
+        rep_hw.dropped, rep_sw.dropped,
+        "offload and software drops differ"
+    );
+}
+
+/// `pcap_decap` seeds: cleartext frames for every SA of [`pcap_sa_text`], encapsulated with
+/// its outbound twin (as a pcap), plus the cleartext capture itself.
+fn pcap_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = Vec::new();
+    let frame = |src: IpAddr, dst: IpAddr, sport: u16, payload: &[u8]| {
+        let mut p = match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                let mut p = udp_packet(false, payload);
+                if let Some(t) = p.get_mut(12..16) {
+                    t.copy_from_slice(&s.octets());
+                }
+                if let Some(t) = p.get_mut(16..20) {
+                    t.copy_from_slice(&d.octets());
+                }
+                if let Some(t) = p.get_mut(10..12) {
+                    t.copy_from_slice(&[0, 0]);
+                }
+                let c = checksum(p.get(..20).unwrap_or(&[]));
+                if let Some(t) = p.get_mut(10..12) {
+                    t.copy_from_slice(&c.to_be_bytes());
+                }
+                p
+            }
+            _ => udp_packet(true, payload),
+        };
+        let at = if src.is_ipv4() { 20 } else { 40 };
+        if let Some(t) = p.get_mut(at..at + 2) {
+            t.copy_from_slice(&sport.to_be_bytes());
+        }
+        ethernet(&p)
+    };
+    let v4 = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let flows = [
+        (v4(192, 0, 2, 1), v4(192, 0, 2, 2)),
+        (IpAddr::V6(HOST_A6), IpAddr::V6(HOST_B6)),
+        (v4(198, 51, 100, 1), v4(198, 51, 100, 2)),
+        (v4(192, 0, 2, 7), v4(198, 51, 100, 9)),
+        (v4(198, 51, 100, 3), v4(198, 51, 100, 4)),
+        (v4(198, 51, 100, 5), v4(198, 51, 100, 6)),
+    ];
+    let mut records = Vec::new();
+    for (k, (s, d)) in flows.iter().enumerate() {
+        for j in 0..3u16 {
+            let data = frame(*s, *d, 5000 + j, format!("pcap-seed-{k}-{j}").as_bytes());
+            records.push(cli_pcap::Record {
+                ts_sec: u32::from(j),
+                ts_frac: 0,
+                orig_len: data.len() as u32,
+                data,
+            });
+        }
+    }
+    let clear = cli_pcap::Capture {
+        nanos: false,
+        snaplen: 65535,
+        records,
+    };
+    out.push(("cleartext", cli_pcap::write(&clear)));
+    if let Some(sas) = pcap_sas(false)
+        && let Ok((enc, _)) = cli_process::process(&sas, &clear, cli_process::Op::Encap, true)
+    {
+        out.push(("protected", cli_pcap::write(&enc)));
+        let mut dup = enc.clone();
+        dup.records.extend(enc.records.iter().rev().cloned());
+        out.push(("protected-replayed", cli_pcap::write(&dup)));
+    }
     out
 }
