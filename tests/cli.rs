@@ -2,7 +2,7 @@
 //! export, pcap encap/decap (round trip, software == offload, pass-through, corrupt input).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use ipsec_nic::cli::{config, export, pcap, process};
@@ -400,8 +400,9 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ipsec-nic"))
 }
 
+/// A unique path in the system temp dir (per test process).
 fn tmp(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-tests");
+    let d = std::env::temp_dir().join(format!("ipsec-nic-cli-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("tmp dir");
     d.join(name)
 }
@@ -504,8 +505,40 @@ fn binary_encap_decap_software_and_errors() {
     assert!(o.stdout.is_empty());
 }
 
+/// `sa_a` plus two IPv4 ESP SAs with HMAC integrity (tshark gives HMAC ICV verdicts).
+fn sa_tshark() -> String {
+    format!(
+        r#"{}
+[[sa]]
+spi = 0x6001
+direction = "outbound"
+protocol = "esp"
+local = "203.0.113.10"
+remote = "203.0.113.20"
+encryption = "null"
+integrity = "hmac-sha1-96"
+integrity_key = "{k20}"
+
+[[sa]]
+spi = 0x7001
+direction = "outbound"
+protocol = "esp"
+local = "198.51.100.10"
+remote = "198.51.100.20"
+encryption = "aes-cbc-256"
+integrity = "hmac-sha256-128"
+encryption_key = "{k32}"
+integrity_key = "{k32b}"
+"#,
+        sa_a(),
+        k20 = "55".repeat(20),
+        k32 = "66".repeat(32),
+        k32b = "77".repeat(32)
+    )
+}
+
 #[test]
-fn tshark_verifies_exported_sas() {
+fn tshark_decrypts_encap_output_with_exported_sas() {
     let have = Command::new("tshark")
         .arg("--version")
         .output()
@@ -514,17 +547,35 @@ fn tshark_verifies_exported_sas() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("tshark missing under CI=true");
         }
-        eprintln!("tshark_verifies_exported_sas: SKIPPED (tshark not installed)");
+        eprintln!("tshark_decrypts_encap_output_with_exported_sas: SKIPPED (tshark not installed)");
         return;
     }
     let a = tmp("ts-a.toml");
-    std::fs::write(&a, sa_a()).expect("write");
+    std::fs::write(&a, sa_tshark()).expect("write");
     let s = |p: &PathBuf| p.to_str().expect("utf-8 path").to_owned();
     let o = run(&["sa", "export", "--wireshark", "--config", &s(&a)]);
     assert!(o.status.success());
-    let lines = String::from_utf8(o.stdout).expect("utf-8");
+    // The esp_sa UAT file in a private Wireshark config dir.
+    let conf = tmp("wireshark-conf");
+    std::fs::create_dir_all(&conf).expect("config dir");
+    std::fs::write(conf.join("esp_sa"), &o.stdout).expect("write esp_sa");
+    let mut input = plain();
+    for i in 0..3u8 {
+        for (src, dst) in [
+            ([203, 0, 113, 10], [203, 0, 113, 20]),
+            ([198, 51, 100, 10], [198, 51, 100, 20]),
+        ] {
+            let data = udp4(src, dst, &[i; 40]);
+            input.records.push(pcap::Record {
+                ts_sec: 2000,
+                ts_frac: u32::from(i),
+                orig_len: data.len() as u32,
+                data,
+            });
+        }
+    }
     let (plain_p, esp) = (tmp("ts-plain.pcap"), tmp("ts-esp.pcap"));
-    std::fs::write(&plain_p, pcap::write(&plain())).expect("write");
+    std::fs::write(&plain_p, pcap::write(&input)).expect("write");
     let o = run(&[
         "pcap",
         "encap",
@@ -535,20 +586,20 @@ fn tshark_verifies_exported_sas() {
         "--out",
         &s(&esp),
     ]);
-    assert!(o.status.success());
-    let mut cmd = Command::new("tshark");
-    cmd.args([
-        "-r",
-        &s(&esp),
-        "-o",
-        "esp.enable_encryption_decode:TRUE",
-        "-o",
-        "esp.enable_authentication_check:TRUE",
-    ]);
-    for l in lines.lines() {
-        cmd.arg("-o").arg(format!("uat:esp_sa:{l}"));
-    }
-    let o = cmd.arg("-V").output().expect("tshark");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("tshark")
+        .env("WIRESHARK_CONFIG_DIR", &conf)
+        .args([
+            "-r",
+            &s(&esp),
+            "-o",
+            "esp.enable_encryption_decode:TRUE",
+            "-o",
+            "esp.enable_authentication_check:TRUE",
+            "-V",
+        ])
+        .output()
+        .expect("tshark");
     let text = String::from_utf8_lossy(&o.stdout);
     let correct = text.matches("[correct").count();
     let incorrect = text.matches("[incorrect").count();
@@ -558,10 +609,15 @@ fn tshark_verifies_exported_sas() {
         "tshark: {decrypted} ESP frames decrypted, {udp} UDP datagrams dissected, \
          {correct} ICVs correct, {incorrect} incorrect"
     );
-    // 6 AES-GCM (IPv4) + 1 AES-CBC/HMAC-SHA-256 (IPv6) ESP frames decrypt to the original UDP
-    // datagrams (plus the AH frame and the unprotected one: 9 UDP). tshark 4.0 marks HMAC
-    // ICVs [correct] but gives no verdict for GCM ICVs: for GCM this checks decryption only.
-    assert_eq!((decrypted, udp, correct, incorrect), (7, 9, 1, 0));
+    // ESP frames: 6 AES-GCM + 1 AES-CBC/HMAC-SHA-256 (IPv6) + 3 NULL/HMAC-SHA-1 + 3
+    // AES-CBC-256/HMAC-SHA-256 decrypt to the original UDP datagrams (plus the AH frame and
+    // the unprotected one: 15 UDP). No ICV may be [incorrect]. tshark 4.0 gives no verdict
+    // for GCM ICVs, and for the HMAC SAs here only on the first frame of each SA (the later
+    // ones verify with Python's hmac too; checked when this test was written), so at least
+    // the three HMAC SAs' first frames must be [correct].
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!((decrypted, udp, incorrect), (13, 15, 0), "{err}");
+    assert!(correct >= 3, "{correct} ICVs correct: {err}");
 }
 
 #[test]
@@ -671,5 +727,406 @@ sequence = 0xfffffffe
         let (back, rep) = process::process(&b, &hw, process::Op::Decap, software).expect("decap");
         assert_eq!(rep.dropped, vec![], "{software}");
         assert_eq!(back, input, "{software}");
+    }
+}
+
+// ---- the algorithm x mode matrix through the full host model ----
+
+/// Host B's view of A's config: directions flipped, local/remote and tunnel endpoints and
+/// UDP ports swapped.
+fn mirror(text: &str) -> String {
+    let swaps = [
+        ("direction = \"outbound\"", "direction = \"inbound\""),
+        ("local = ", "remote = "),
+        ("remote = ", "local = "),
+        ("tunnel_local = ", "tunnel_remote = "),
+        ("tunnel_remote = ", "tunnel_local = "),
+    ];
+    let mut out = String::new();
+    for l in text.lines() {
+        let mut line = l.to_owned();
+        for (from, to) in swaps {
+            if let Some(rest) = l.strip_prefix(from) {
+                line = format!("{to}{rest}");
+                break;
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn capture(frames: Vec<Vec<u8>>) -> pcap::Capture {
+    pcap::Capture {
+        nanos: false,
+        snaplen: 65535,
+        records: frames
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| pcap::Record {
+                ts_sec: 7000 + i as u32,
+                ts_frac: 17 * i as u32,
+                orig_len: data.len() as u32,
+                data,
+            })
+            .collect(),
+    }
+}
+
+/// Encap with A's config and decap with its mirror, offload and software: byte-identical,
+/// the round trip restores the input, and the counters show which path did the crypto.
+fn matrix_case(name: &str, a_text: &str, input: &pcap::Capture, outer_proto: u8) {
+    let a = parse(a_text);
+    let b = parse(&mirror(a_text));
+    let n = input.records.len() as u64;
+    let (hw, rep_hw) = process::process(&a, input, process::Op::Encap, false)
+        .unwrap_or_else(|e| panic!("{name}: encap: {e}"));
+    let (sw, rep_sw) = process::process(&a, input, process::Op::Encap, true)
+        .unwrap_or_else(|e| panic!("{name}: encap sw: {e}"));
+    assert_eq!(
+        pcap::write(&hw),
+        pcap::write(&sw),
+        "{name}: offload != software"
+    );
+    assert_eq!(summary(&rep_hw), summary(&rep_sw), "{name}");
+    assert_eq!(
+        (rep_hw.processed, rep_hw.passed),
+        (n, 0),
+        "{name}: {:?}",
+        rep_hw.dropped
+    );
+    // Offload: ADD_SA OIDs were issued and the NIC did every encryption; software: neither.
+    assert!(rep_hw.stack.offload.add_sa_ok >= 1, "{name}");
+    assert_eq!(rep_hw.nic.tx_protected, n, "{name}");
+    assert_eq!(rep_hw.nic_crypto, n, "{name}");
+    assert_eq!(rep_sw.stack.offload.add_sa_ok, 0, "{name}");
+    assert_eq!(
+        (rep_sw.nic.sa_added, rep_sw.nic.tx_protected),
+        (0, 0),
+        "{name}"
+    );
+    assert_eq!(rep_sw.nic_crypto, 0, "{name}");
+    for (i, (o, p)) in hw.records.iter().zip(&input.records).enumerate() {
+        assert_eq!(o.data[..12], p.data[..12], "{name}: frame {i} MACs");
+        assert_eq!(
+            (o.ts_sec, o.ts_frac),
+            (p.ts_sec, p.ts_frac),
+            "{name}: frame {i} time"
+        );
+        let v6 = o.data[12..14] == [0x86, 0xdd];
+        let proto = if v6 { o.data[14 + 6] } else { o.data[14 + 9] };
+        assert_eq!(proto, outer_proto, "{name}: frame {i} outer protocol");
+        assert_ne!(o.data, p.data, "{name}: frame {i} unchanged");
+    }
+    for software in [false, true] {
+        let (back, rep) = process::process(&b, &hw, process::Op::Decap, software)
+            .unwrap_or_else(|e| panic!("{name}: decap: {e}"));
+        assert_eq!(rep.dropped, vec![], "{name} (software {software})");
+        assert_eq!(
+            &back, input,
+            "{name}: decap(encap(x)) != x (software {software})"
+        );
+        if software {
+            assert_eq!((rep.nic.rx_ok, rep.nic_crypto), (0, 0), "{name}");
+            assert_eq!(rep.stack.inbound.software_processed, n, "{name}");
+        } else {
+            assert_eq!((rep.nic.rx_ok, rep.nic_crypto), (n, n), "{name}");
+            assert_eq!(rep.stack.inbound.nic_processed, n, "{name}");
+        }
+    }
+}
+
+fn one_sa(spi: u32, fields: &str) -> String {
+    format!(
+        "[[sa]]\nspi = {spi:#x}\ndirection = \"outbound\"\nlocal = \"192.0.2.1\"\nremote = \
+         \"192.0.2.2\"\n{fields}\n"
+    )
+}
+
+fn v4_frames(n: u8) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            udp4(
+                [192, 0, 2, 1],
+                [192, 0, 2, 2],
+                &vec![i; 1 + 13 * usize::from(i)],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn matrix_round_trips_offload_equals_software() {
+    let k = |b: &str, n: usize| b.repeat(n);
+    let cases: Vec<(&str, String, u8)> = vec![
+        (
+            "AES-GCM-128",
+            one_sa(
+                0x1101,
+                &format!(
+                    "protocol = \"esp\"\nencryption = \"aes-gcm-128\"\nencryption_key = \"{}\"",
+                    k("a1", 20)
+                ),
+            ),
+            50,
+        ),
+        (
+            "AES-GCM-256",
+            one_sa(
+                0x1102,
+                &format!(
+                    "protocol = \"esp\"\nencryption = \"aes-gcm-256\"\nencryption_key = \"{}\"",
+                    k("a2", 36)
+                ),
+            ),
+            50,
+        ),
+        (
+            "AES-GMAC-128",
+            one_sa(
+                0x1103,
+                &format!(
+                    "protocol = \"esp\"\nintegrity = \"aes-gmac-128\"\nintegrity_key = \"{}\"",
+                    k("a3", 20)
+                ),
+            ),
+            50,
+        ),
+        (
+            "AES-CBC-128 + HMAC-SHA-256-128",
+            one_sa(
+                0x1104,
+                &format!(
+                    "protocol = \"esp\"\nencryption = \"aes-cbc-128\"\nencryption_key = \
+                     \"{}\"\nintegrity = \"hmac-sha256-128\"\nintegrity_key = \"{}\"",
+                    k("a4", 16),
+                    k("b4", 32)
+                ),
+            ),
+            50,
+        ),
+        (
+            "NULL + HMAC-SHA-1-96",
+            one_sa(
+                0x1105,
+                &format!(
+                    "protocol = \"esp\"\nencryption = \"null\"\nintegrity = \
+                     \"hmac-sha1-96\"\nintegrity_key = \"{}\"",
+                    k("a5", 20)
+                ),
+            ),
+            50,
+        ),
+        (
+            "AH HMAC-SHA-256-128",
+            one_sa(
+                0x1106,
+                &format!(
+                    "protocol = \"ah\"\nintegrity = \"hmac-sha256-128\"\nintegrity_key = \"{}\"",
+                    k("a6", 32)
+                ),
+            ),
+            51,
+        ),
+        (
+            "NAT-T AES-GCM-128",
+            one_sa(
+                0x1107,
+                &format!(
+                    "protocol = \"esp\"\nencryption = \"aes-gcm-128\"\nencryption_key = \
+                     \"{}\"\nudp_encap = {{ local_port = 4500, remote_port = 4500 }}",
+                    k("a7", 20)
+                ),
+            ),
+            17,
+        ),
+        (
+            "ESN NULL + HMAC-SHA-256 across 2^32",
+            one_sa(
+                0x1108,
+                &format!(
+                    "protocol = \"esp\"\nencryption = \"null\"\nintegrity = \
+                     \"hmac-sha256-128\"\nintegrity_key = \"{}\"\nesn = true\nsequence = \
+                     0xfffffffd",
+                    k("a8", 32)
+                ),
+            ),
+            50,
+        ),
+    ];
+    let input = capture(v4_frames(6));
+    for (name, text, proto) in &cases {
+        matrix_case(name, text, &input, *proto);
+    }
+    // Tunnel mode: prefix selectors, outer 203.0.113.1 -> .2 (IPv4 in IPv4).
+    let tunnel = format!(
+        "[[sa]]\nspi = 0x1109\ndirection = \"outbound\"\nprotocol = \"esp\"\nmode = \
+         \"tunnel\"\nlocal = \"192.0.2.0/24\"\nremote = \"198.51.100.0/24\"\ntunnel_local = \
+         \"203.0.113.1\"\ntunnel_remote = \"203.0.113.2\"\nencryption = \"aes-gcm-128\"\n\
+         encryption_key = \"{}\"\n",
+        k("a9", 20)
+    );
+    let frames = (0..5u8)
+        .map(|i| udp4([192, 0, 2, 10 + i], [198, 51, 100, 20 + i], &[i; 25]))
+        .collect();
+    matrix_case("tunnel AES-GCM-128", &tunnel, &capture(frames), 50);
+    // IPv6 transport mode (offloaded with IPsec v2 ADD_SA_EX).
+    let v6 = format!(
+        "[[sa]]\nspi = 0x110a\ndirection = \"outbound\"\nprotocol = \"esp\"\nlocal = \
+         \"2001:db8::1\"\nremote = \"2001:db8::2\"\nencryption = \"aes-cbc-256\"\nencryption_key \
+         = \"{}\"\nintegrity = \"hmac-sha1-96\"\nintegrity_key = \"{}\"\n",
+        k("aa", 32),
+        k("ba", 20)
+    );
+    let frames = (0..4u8)
+        .map(|i| udp6(&vec![i; 3 + usize::from(i) * 11]))
+        .collect();
+    matrix_case("IPv6 AES-CBC-256 + HMAC-SHA-1", &v6, &capture(frames), 50);
+}
+
+#[test]
+fn esn_sequence_numbers_cross_the_32_bit_boundary() {
+    let text = one_sa(
+        0x1201,
+        &format!(
+            "protocol = \"esp\"\nencryption = \"aes-gcm-128\"\nencryption_key = \"{}\"\nesn = \
+             true\nsequence = 0xfffffffe",
+            "c1".repeat(20)
+        ),
+    );
+    let (hw, _) = process::process(
+        &parse(&text),
+        &capture(v4_frames(4)),
+        process::Op::Encap,
+        false,
+    )
+    .expect("encap");
+    let seq_lo = |r: &pcap::Record| r.data[14 + 24..14 + 28].to_vec();
+    let got: Vec<_> = hw.records.iter().map(seq_lo).collect();
+    assert_eq!(
+        got,
+        [
+            vec![0xff, 0xff, 0xff, 0xfe],
+            vec![0xff; 4],
+            vec![0; 4],
+            vec![0, 0, 0, 1]
+        ]
+    );
+}
+
+#[test]
+fn install_errors_reach_the_caller_and_nothing_is_processed() {
+    // Transport mode with a prefix selector: the SA context's traffic is one address pair.
+    let text = one_sa(
+        0x1301,
+        &format!(
+            "protocol = \"esp\"\nencryption = \"aes-gcm-128\"\nencryption_key = \"{}\"",
+            "d1".repeat(20)
+        ),
+    )
+    .replace("remote = \"192.0.2.2\"", "remote = \"192.0.2.0/24\"");
+    let e = process::process(
+        &parse(&text),
+        &capture(v4_frames(1)),
+        process::Op::Encap,
+        false,
+    )
+    .expect_err("refused");
+    assert!(
+        e.0.starts_with("sa[0] (spi 0x1301): remote: transport mode needs a host address"),
+        "{e}"
+    );
+    // Through the binary the message also names the file.
+    let p = tmp("prefix.toml");
+    std::fs::write(&p, &text).expect("write");
+    let plain_p = tmp("prefix-in.pcap");
+    std::fs::write(&plain_p, pcap::write(&capture(v4_frames(1)))).expect("write");
+    let out = tmp("prefix-out.pcap");
+    let s = |p: &PathBuf| p.to_str().expect("utf-8 path").to_owned();
+    let o = run(&[
+        "pcap",
+        "encap",
+        "--config",
+        &s(&p),
+        "--in",
+        &s(&plain_p),
+        "--out",
+        &s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("prefix.toml: sa[0] (spi 0x1301): remote: transport mode needs a host"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing may be written");
+}
+
+#[test]
+fn pass_through_reasons_and_foreign_destination() {
+    let a = parse(&sa_a());
+    let b = parse(&sa_b());
+    let mut vlan = udp4([192, 0, 2, 1], [192, 0, 2, 2], b"tagged");
+    vlan.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    let input = capture(vec![
+        udp4([192, 0, 2, 1], [192, 0, 2, 2], b"protected"),
+        vlan.clone(),
+        udp4([203, 0, 113, 1], [203, 0, 113, 2], b"clear"),
+    ]);
+    let (esp, rep) = process::process(&a, &input, process::Op::Encap, false).expect("encap");
+    assert_eq!((rep.processed, rep.passed), (1, 2));
+    assert_eq!(
+        rep.passed_by_reason
+            .get("VLAN-tagged frame (not supported)"),
+        Some(&1)
+    );
+    assert_eq!(
+        rep.passed_by_reason
+            .get("no IPsec filter selects it (sent in clear)"),
+        Some(&1)
+    );
+    assert_eq!(esp.records[1], input.records[1]);
+    assert_eq!(esp.records[2], input.records[2]);
+    // Decap: the ESP frame for a configured SPI but another destination is dropped (frame 2);
+    // an ESP frame whose SPI the file does not configure passes (frame 3).
+    let mut foreign_dst = esp.records[0].clone();
+    foreign_dst.data[14 + 19] = 99; // 192.0.2.99
+    let mut unknown_spi = esp.records[0].clone();
+    unknown_spi.data[14 + 20..14 + 24].copy_from_slice(&0x0bad_0001u32.to_be_bytes());
+    let mut cap = esp.clone();
+    cap.records = vec![
+        esp.records[0].clone(),
+        foreign_dst,
+        unknown_spi.clone(),
+        vlan_rec(&vlan),
+    ];
+    for software in [false, true] {
+        let (out, rep) = process::process(&b, &cap, process::Op::Decap, software).expect("decap");
+        assert_eq!((rep.processed, rep.passed), (1, 2), "{software}");
+        assert_eq!(rep.dropped.len(), 1, "{software}");
+        assert_eq!(rep.dropped[0].0, 2, "{software}");
+        assert!(
+            rep.dropped[0].1.contains("unknown SPI for the selectors"),
+            "{:?}",
+            rep.dropped
+        );
+        assert_eq!(
+            rep.passed_by_reason
+                .get("ESP/AH for an SPI the file does not configure"),
+            Some(&1)
+        );
+        assert_eq!(out.records.len(), 3);
+        assert_eq!(out.records[0], input.records[0]);
+        assert_eq!(out.records[1], unknown_spi);
+    }
+}
+
+fn vlan_rec(data: &[u8]) -> pcap::Record {
+    pcap::Record {
+        ts_sec: 1,
+        ts_frac: 2,
+        orig_len: data.len() as u32,
+        data: data.to_vec(),
     }
 }
