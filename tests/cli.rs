@@ -959,6 +959,26 @@ fn matrix_round_trips_offload_equals_software() {
     for (name, text, proto) in &cases {
         matrix_case(name, text, &input, *proto);
     }
+    // Every family in tunnel mode too (ESN tunnel SAs cannot be offloaded: not expressible
+    // in the v1/v2 OIDs, so `process` refuses them without --software; see
+    // `esn_tunnel_needs_software`).
+    let frames: Vec<_> = (0..4u8)
+        .map(|i| udp4([192, 0, 2, 10 + i], [198, 51, 100, 20 + i], &[i; 33]))
+        .collect();
+    for (name, text, proto) in cases.iter().filter(|c| !c.0.starts_with("ESN")) {
+        let t = text.replace(
+            "local = \"192.0.2.1\"\nremote = \"192.0.2.2\"",
+            "mode = \"tunnel\"\nlocal = \"192.0.2.0/24\"\nremote = \"198.51.100.0/24\"\n\
+             tunnel_local = \"203.0.113.1\"\ntunnel_remote = \"203.0.113.2\"",
+        );
+        assert_ne!(&t, text);
+        matrix_case(
+            &format!("tunnel {name}"),
+            &t,
+            &capture(frames.clone()),
+            *proto,
+        );
+    }
     // Tunnel mode: prefix selectors, outer 203.0.113.1 -> .2 (IPv4 in IPv4).
     let tunnel = format!(
         "[[sa]]\nspi = 0x1109\ndirection = \"outbound\"\nprotocol = \"esp\"\nmode = \
@@ -1128,5 +1148,73 @@ fn vlan_rec(data: &[u8]) -> pcap::Record {
         ts_frac: 2,
         orig_len: data.len() as u32,
         data: data.to_vec(),
+    }
+}
+
+#[test]
+fn esn_tunnel_needs_software() {
+    let text = format!(
+        "[[sa]]\nspi = 0x1401\ndirection = \"outbound\"\nprotocol = \"esp\"\nmode = \
+         \"tunnel\"\nlocal = \"192.0.2.0/24\"\nremote = \"198.51.100.0/24\"\ntunnel_local = \
+         \"203.0.113.1\"\ntunnel_remote = \"203.0.113.2\"\nencryption = \"aes-gcm-128\"\n\
+         encryption_key = \"{}\"\nesn = true\n",
+        "e1".repeat(20)
+    );
+    let input = capture(vec![udp4(
+        [192, 0, 2, 10],
+        [198, 51, 100, 20],
+        b"esn tunnel",
+    )]);
+    let e = process::process(&parse(&text), &input, process::Op::Encap, false)
+        .expect_err("not offloadable");
+    assert!(
+        e.0.starts_with("sa[0] (spi 0x1401): the inbound bundle was not offloaded"),
+        "{e}"
+    );
+    assert!(e.0.contains("use --software"), "{e}");
+    let (sw, rep) =
+        process::process(&parse(&text), &input, process::Op::Encap, true).expect("software");
+    assert_eq!((rep.processed, sw.records.len()), (1, 1));
+    let (back, _) =
+        process::process(&parse(&mirror(&text)), &sw, process::Op::Decap, true).expect("decap");
+    assert_eq!(back, input);
+}
+
+#[test]
+fn encap_drops_are_counted_by_reason_with_frame_numbers() {
+    // The last 32-bit sequence number: frame 1 is sent with 0xffffffff, frame 2 finds the
+    // counter exhausted (the stack expires the SA context), frame 3 finds no SA any more;
+    // frame 4 (no filter) still passes.
+    let text = one_sa(
+        0x1501,
+        &format!(
+            "protocol = \"esp\"\nencryption = \"aes-gcm-128\"\nencryption_key = \"{}\"\n\
+             sequence = 0xffffffff",
+            "f1".repeat(20)
+        ),
+    );
+    let mut frames = v4_frames(3);
+    frames.push(udp4([198, 51, 100, 1], [198, 51, 100, 2], b"clear"));
+    let input = capture(frames);
+    for software in [false, true] {
+        let (out, rep) =
+            process::process(&parse(&text), &input, process::Op::Encap, software).expect("encap");
+        assert_eq!((rep.processed, rep.passed), (1, 1), "{software}");
+        let numbers: Vec<usize> = rep.dropped.iter().map(|d| d.0).collect();
+        assert_eq!(numbers, [2, 3], "{software}");
+        assert!(
+            rep.dropped[0].1.contains("sequence number space exhausted"),
+            "{:?}",
+            rep.dropped
+        );
+        assert!(
+            rep.dropped[1].1.contains("no complete SA context"),
+            "{:?}",
+            rep.dropped
+        );
+        assert_eq!(rep.drops.values().sum::<u64>(), 2);
+        assert_eq!(out.records.len(), 2);
+        assert_eq!(out.records[0].data[14 + 24..14 + 28], [0xff; 4]);
+        assert_eq!(out.records[1], input.records[3]);
     }
 }

@@ -352,6 +352,8 @@ pub fn process(
     }
     host.stack_mut().set_external(true);
     let mut st = Run {
+        last: host.stack().statistics(),
+        last_nic: host.nic_stats(),
         host,
         wire: &mut wire,
         rx: Vec::with_capacity(4),
@@ -383,7 +385,7 @@ pub fn process(
         let number = i + 1;
         let result = match op {
             Op::Encap => st.encap(sas, rec, &mut report),
-            Op::Decap => st.decap(sas, &udp_ports, rec, &mut report),
+            Op::Decap => st.decap(sas, &udp_ports, rec),
         };
         match result {
             Outcome::Pass(reason) => {
@@ -404,6 +406,9 @@ pub fn process(
     }
     report.stack = st.host.stack().statistics();
     report.nic = st.host.nic_stats();
+    if op == Op::Decap {
+        report.nic_crypto = report.stack.inbound.nic_processed;
+    }
     Ok((out, report))
 }
 
@@ -460,6 +465,10 @@ enum Outcome {
 
 struct Run<'w> {
     host: Host,
+    /// Counters at the last drop (drop counters move only when a frame is dropped, so a
+    /// snapshot per drop, not per frame, names the reason).
+    last: StackStatistics,
+    last_nic: NicStats,
     wire: &'w mut MemWire,
     rx: Vec<Frame>,
     done: Vec<Frame>,
@@ -488,8 +497,6 @@ impl Run<'_> {
             Ok(p) => p,
             Err(why) => return Outcome::Pass(why),
         };
-        let before = self.host.stack().statistics();
-        let nic_before = self.host.nic_stats();
         let disposition = match self.host.stack_mut().send_ip(NOW, pkt) {
             Ok(d) => d,
             Err(StackError::Malformed) => {
@@ -521,7 +528,9 @@ impl Run<'_> {
             SendDisposition::Clear => Outcome::Pass("no IPsec filter selects it (sent in clear)"),
             SendDisposition::Dropped => {
                 let after = self.host.stack().statistics();
-                match stack_reason(&before, &after) {
+                let reason = stack_reason(&self.last, &after);
+                self.last = after;
+                match reason {
                     // Cleartext to a destination beyond the neighbor table.
                     Some("no neighbor for the next hop") => {
                         Outcome::Pass("no IPsec filter selects it (sent in clear)")
@@ -537,7 +546,10 @@ impl Run<'_> {
             } => {
                 let Some(f) = wire_frame else {
                     let nic_after = self.host.nic_stats();
-                    return Outcome::Drop(match nic_reason(&nic_before, &nic_after) {
+                    let reason = nic_reason(&self.last_nic, &nic_after);
+                    self.last_nic = nic_after;
+                    self.last = self.host.stack().statistics();
+                    return Outcome::Drop(match reason {
                         Some(r) => format!("NIC transmit failed ({r})"),
                         None => "nothing reached the wire".into(),
                     });
@@ -559,13 +571,7 @@ impl Run<'_> {
         }
     }
 
-    fn decap(
-        &mut self,
-        sas: &SaFile,
-        udp_ports: &[u16],
-        rec: &Record,
-        report: &mut Report,
-    ) -> Outcome {
+    fn decap(&mut self, sas: &SaFile, udp_ports: &[u16], rec: &Record) -> Outcome {
         let frame = &rec.data;
         let pkt = match ip_of_frame(frame) {
             Ok(p) => p,
@@ -595,7 +601,6 @@ impl Run<'_> {
                 key.spi, key.dst, sa.index
             ));
         }
-        let before = self.host.stack().statistics();
         let mut f = Frame::from_bytes(frame, 0, 0);
         if let Some(dst) = f.bytes_mut().get_mut(..6) {
             dst.copy_from_slice(&HOST_MAC);
@@ -619,15 +624,14 @@ impl Run<'_> {
                 break;
             }
         }
-        let after = self.host.stack().statistics();
         if !got {
-            return Outcome::Drop(match stack_reason(&before, &after) {
+            let after = self.host.stack().statistics();
+            let reason = stack_reason(&self.last, &after);
+            self.last = after;
+            return Outcome::Drop(match reason {
                 Some(r) => r.to_owned(),
                 None => "not delivered by the host stack".into(),
             });
-        }
-        if after.inbound.nic_processed > before.inbound.nic_processed {
-            report.nic_crypto += 1;
         }
         let mut data = Vec::with_capacity(ETH + self.delivered.len());
         data.extend_from_slice(frame.get(..12).unwrap_or_default());
