@@ -53,6 +53,27 @@ SA config file format (TOML), one [[sa]] table per SA:
 Errors name the file, the SA (index and SPI) and the field; nothing runs then.
 Key bytes are printed only by `sa export`.";
 
+const HOST_HELP: &str = "\
+Host config = the SA config format (see `ipsec-nic sa --help`) plus one [host] section:
+
+  [host]
+  name = \"A\"                          # stats file name; [A-Za-z0-9_-], 1..=32
+  mac = \"02:00:00:00:00:01\"           # the NIC's MAC on the wire
+  addresses = [\"192.0.2.1/24\"]        # the host's addresses (prefix: for the host side)
+  neighbors = { \"192.0.2.2\" = \"02:00:00:00:00:02\" }   # peer IP -> MAC on the wire
+  wire_tap = \"ipsnA0\"                 # TAP of the NIC's port (created or attached)
+  host_tap = \"ipshA0\"                 # optional: Linux traffic enters through this TAP
+  namespace = \"blue\"                  # optional, instead of host_tap: a TAP is created
+                                      # in this existing netns and addressed
+  offload = true                      # default true
+  provider = \"fastest\"                # fastest | rustcrypto | aws-lc
+  nic_capacity = 16                   # SAs per direction in the NIC
+  replay_window = 64                  # default: what the inbound SAs say
+
+SAs are installed through the host's WFP engine (filters + SA contexts; every protocol
+between the selectors is protected). Counters go to the stats file every second
+(`ipsec-nic stats --name A`). Stops on SIGINT/SIGTERM or after --seconds.";
+
 #[derive(Subcommand)]
 enum Cmd {
     /// SA configuration files.
@@ -97,6 +118,7 @@ enum Cmd {
     Demo(DemoArgs),
     /// Run one emulated host on a TAP wire port until stopped (SIGINT/SIGTERM or --seconds),
     /// with SAs from a host config; writes live counters to a stats file every second.
+    #[command(after_long_help = HOST_HELP)]
     Run(RunArgs),
     /// Print the live counters of a running host (`ipsec-nic run`) as a table or JSON.
     Stats(StatsArgs),
@@ -185,7 +207,7 @@ struct DemoArgs {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Host config: the SA config format plus a [host] section (see `ipsec-nic run --help`).
+    /// Host config: the SA config format plus a [host] section (see the help below).
     #[arg(long)]
     config: PathBuf,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
@@ -518,10 +540,49 @@ fn in_memory_demo(
     }
 }
 
-fn run_host(_a: RunArgs) -> Result<(), String> {
-    Err("run: not implemented yet".into())
+fn run_host(a: RunArgs) -> Result<(), String> {
+    let stop = stop_flag();
+    let opts = live::run::RunOptions {
+        config: a.config,
+        seconds: a.seconds,
+        stats_file: a.stats_file,
+    };
+    let last = live::run::run(&opts, &stop, |m| {
+        use std::io::Write as _;
+        println!("{m}");
+        let _ = std::io::stdout().flush();
+    })?;
+    print!("{}", live::stats::render(&last));
+    Ok(())
 }
 
-fn stats(_a: StatsArgs) -> Result<(), String> {
-    Err("stats: not implemented yet".into())
+fn stats(a: StatsArgs) -> Result<(), String> {
+    let path = match (a.file, a.name) {
+        (Some(f), _) => f,
+        (None, Some(n)) => live::stats::default_path(&n),
+        (None, None) => return Err("stats: give --file FILE or --name HOST".into()),
+    };
+    let stop = a.watch.map(|_| stop_flag());
+    loop {
+        let h = live::stats::read(&path)?;
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&h).map_err(|e| e.to_string())?
+            );
+        } else {
+            print!("{}", live::stats::render(&h));
+        }
+        let (Some(secs), Some(stop)) = (a.watch, stop.as_ref()) else {
+            return Ok(());
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.max(0.1));
+        while std::time::Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        println!();
+    }
 }

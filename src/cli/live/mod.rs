@@ -15,6 +15,7 @@ pub mod capture;
 pub mod demo;
 pub mod load;
 pub mod netns;
+pub mod run;
 pub mod stats;
 
 /// The host part of `addr` for a `host:port` string (IPv6 gets brackets).
