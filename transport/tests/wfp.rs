@@ -1659,3 +1659,284 @@ fn events_are_never_lost_when_the_consumer_stops_early() {
     assert_eq!(out.len(), 2);
     assert!(ha.bfe.drain_events().next().is_none());
 }
+
+// ---- SA-context calls against a state machine of the documented rules ----
+
+/// One SA-context call of [`sa_context_calls_match_the_state_machine`]; `usize` picks a
+/// context created so far (modulo their number; none yet: an id never handed out).
+#[derive(Clone, Copy, Debug)]
+enum SaCall {
+    Create,
+    /// GetSpi0 with the context's traffic, or (`true`) with local and remote swapped.
+    GetSpi(usize, bool),
+    /// SetSpi0 with a fresh SPI (0), an SPI another context holds (1) or a reserved one (2).
+    SetSpi(usize, u8, u32),
+    /// AddInbound0 with the context's inbound SPI, or (`false`) another one.
+    AddInbound(usize, bool),
+    AddOutbound(usize),
+    Expire(usize),
+    Delete(usize),
+    GetById(usize),
+    /// Advance the clock by this many seconds (the Expire0 grace period is 60 s).
+    Tick(u8),
+}
+
+fn sa_call() -> impl Strategy<Value = SaCall> {
+    prop_oneof![
+        2 => Just(SaCall::Create),
+        3 => (any::<usize>(), prop::bool::weighted(0.2)).prop_map(|(i, m)| SaCall::GetSpi(i, m)),
+        1 => (any::<usize>(), 0u8..3, 256u32..0x0100_0000).prop_map(|(i, k, s)| SaCall::SetSpi(i, k, s)),
+        3 => (any::<usize>(), prop::bool::weighted(0.8)).prop_map(|(i, r)| SaCall::AddInbound(i, r)),
+        3 => any::<usize>().prop_map(SaCall::AddOutbound),
+        1 => any::<usize>().prop_map(SaCall::Expire),
+        1 => any::<usize>().prop_map(SaCall::Delete),
+        1 => any::<usize>().prop_map(SaCall::GetById),
+        1 => (0u8..90).prop_map(SaCall::Tick),
+    ]
+}
+
+/// The model's view of one context: `None` state = deleted.
+#[derive(Clone, Copy, Debug)]
+struct ModelCtx {
+    id: u64,
+    state: Option<SaContextState>,
+    spi: Option<u32>,
+    /// Expire0's grace deadline (seconds of virtual time).
+    deadline: Option<u64>,
+}
+
+/// What the documented rules (module docs of `transport::wfp::sa`, ndis-wfp-abi.md) say a
+/// call returns in each state; `None`: success.
+fn expected(call: SaCall, ctx: Option<&ModelCtx>, live_spis: &[u32]) -> Option<WfpError> {
+    use SaContextState as S;
+    let st = match call {
+        SaCall::Create | SaCall::Tick(_) => return None,
+        _ => match ctx.and_then(|c| c.state) {
+            None => return Some(FWP_E_NOT_FOUND),
+            Some(s) => s,
+        },
+    };
+    let has_spi = ctx.and_then(|c| c.spi).is_some();
+    match call {
+        SaCall::GetSpi(_, mismatch) => match st {
+            S::Expiring => Some(FWP_E_INCOMPATIBLE_SA_STATE),
+            // Repeated with identical traffic: the same SPI; other traffic: mismatch.
+            _ if mismatch => Some(FWP_E_TRAFFIC_MISMATCH),
+            _ => None,
+        },
+        SaCall::SetSpi(_, kind, spi) => {
+            if st == S::Expiring || has_spi {
+                Some(FWP_E_INCOMPATIBLE_SA_STATE)
+            } else if kind == 2 {
+                Some(FWP_E_INVALID_PARAMETER)
+            } else if live_spis.contains(&spi) {
+                Some(FWP_E_ALREADY_EXISTS)
+            } else {
+                None
+            }
+        }
+        SaCall::AddInbound(_, right_spi) => {
+            if st != S::SpiAssigned {
+                Some(FWP_E_INCOMPATIBLE_SA_STATE)
+            } else if !right_spi {
+                Some(FWP_E_INVALID_PARAMETER)
+            } else {
+                None
+            }
+        }
+        SaCall::AddOutbound(_) => (st != S::InboundAdded).then_some(FWP_E_INCOMPATIBLE_SA_STATE),
+        SaCall::Expire(_) => {
+            (!matches!(st, S::InboundAdded | S::Complete)).then_some(FWP_E_INCOMPATIBLE_SA_STATE)
+        }
+        SaCall::Delete(_) | SaCall::GetById(_) => None,
+        SaCall::Create | SaCall::Tick(_) => None,
+    }
+}
+
+fn run_sa_calls(calls: &[SaCall]) -> Result<(), TestCaseError> {
+    use SaContextState as S;
+    let mut h = Host::new(31, A4, B4);
+    let mut model: Vec<ModelCtx> = Vec::new();
+    let mut now = 0u64;
+    let out_t = traffic(h.local, h.remote, h.policy.outbound_filter);
+    for (step, &call) in calls.iter().enumerate() {
+        let pick = |i: usize| (!model.is_empty()).then(|| i % model.len());
+        let idx = match call {
+            SaCall::GetSpi(i, _)
+            | SaCall::SetSpi(i, _, _)
+            | SaCall::AddInbound(i, _)
+            | SaCall::AddOutbound(i)
+            | SaCall::Expire(i)
+            | SaCall::Delete(i)
+            | SaCall::GetById(i) => pick(i),
+            SaCall::Create | SaCall::Tick(_) => None,
+        };
+        // An id never handed out when there is no context yet.
+        let id = idx.and_then(|i| model.get(i)).map_or(0xDEAD, |c| c.id);
+        let live_spis: Vec<u32> = model
+            .iter()
+            .filter(|c| c.state.is_some())
+            .filter_map(|c| c.spi)
+            .collect();
+        let other_spi = model
+            .iter()
+            .filter(|c| c.state.is_some() && c.id != id)
+            .find_map(|c| c.spi);
+        // SetSpi "used" without another SPI around: a fresh value (the model decides).
+        let call = match call {
+            SaCall::SetSpi(i, 1, s) => SaCall::SetSpi(i, 1, other_spi.unwrap_or(s)),
+            SaCall::SetSpi(i, 2, _) => SaCall::SetSpi(i, 2, 255),
+            c => c,
+        };
+        let want = expected(call, idx.and_then(|i| model.get(i)), &live_spis);
+        let got: Result<(), WfpError> = match call {
+            SaCall::Create => h.bfe.ipsec_sa_context_create0(h.h, &out_t, None).map(|id| {
+                model.push(ModelCtx {
+                    id,
+                    state: Some(S::Created),
+                    spi: None,
+                    deadline: None,
+                });
+            }),
+            SaCall::GetSpi(_, mismatch) => {
+                let g = if mismatch {
+                    get_spi(h.remote, h.local, h.policy.inbound_filter)
+                } else {
+                    get_spi(h.local, h.remote, h.policy.inbound_filter)
+                };
+                h.bfe.ipsec_sa_context_get_spi0(h.h, id, &g).map(|spi| {
+                    if let Some(c) = idx.and_then(|i| model.get_mut(i)) {
+                        if let Some(prev) = c.spi {
+                            assert_eq!(spi, prev, "step {step}: repeated GetSpi changed the SPI");
+                        } else {
+                            assert!(
+                                spi >= 256 && !live_spis.contains(&spi),
+                                "step {step}: SPI {spi}"
+                            );
+                            c.spi = Some(spi);
+                            c.state = Some(S::SpiAssigned);
+                        }
+                    }
+                })
+            }
+            SaCall::SetSpi(_, _, spi) => {
+                let g = IpsecGetSpi1::from(get_spi(h.local, h.remote, h.policy.inbound_filter));
+                h.bfe.ipsec_sa_context_set_spi0(h.h, id, &g, spi).map(|()| {
+                    if let Some(c) = idx.and_then(|i| model.get_mut(i)) {
+                        c.spi = Some(spi);
+                        c.state = Some(S::SpiAssigned);
+                    }
+                })
+            }
+            SaCall::AddInbound(_, right) => {
+                let own = idx.and_then(|i| model.get(i)).and_then(|c| c.spi);
+                let spi = match (right, own) {
+                    (true, Some(s)) => s,
+                    (_, s) => s.unwrap_or(0x4000).wrapping_add(1).max(256),
+                };
+                // A context without an SPI: any SPI is "right" for the model's state check.
+                let b = gcm_bundle(spi, &KEY_A_IN, FWP_IP_VERSION_V4, Default::default());
+                h.bfe.ipsec_sa_context_add_inbound0(h.h, id, &b).map(|()| {
+                    if let Some(c) = idx.and_then(|i| model.get_mut(i)) {
+                        c.state = Some(S::InboundAdded);
+                    }
+                })
+            }
+            SaCall::AddOutbound(_) => {
+                let b = gcm_bundle(0x9999, &KEY_B_IN, FWP_IP_VERSION_V4, Default::default());
+                h.bfe.ipsec_sa_context_add_outbound0(h.h, id, &b).map(|()| {
+                    if let Some(c) = idx.and_then(|i| model.get_mut(i)) {
+                        c.state = Some(S::Complete);
+                    }
+                })
+            }
+            SaCall::Expire(_) => h.bfe.ipsec_sa_context_expire0(h.h, id).map(|()| {
+                if let Some(c) = idx.and_then(|i| model.get_mut(i)) {
+                    c.state = Some(S::Expiring);
+                    c.deadline = Some(now + 60);
+                }
+            }),
+            SaCall::Delete(_) => h.bfe.ipsec_sa_context_delete_by_id0(h.h, id).map(|()| {
+                if let Some(c) = idx.and_then(|i| model.get_mut(i)) {
+                    c.state = None;
+                }
+            }),
+            SaCall::GetById(_) => h.bfe.ipsec_sa_context_get_by_id1(h.h, id).map(|c| {
+                assert_eq!(c.sa_context_id, id);
+            }),
+            SaCall::Tick(s) => {
+                now += u64::from(s);
+                h.bfe.tick(Duration::from_secs(now));
+                for c in &mut model {
+                    if c.deadline.is_some_and(|d| d <= now) && c.state == Some(S::Expiring) {
+                        c.state = None;
+                    }
+                }
+                Ok(())
+            }
+        };
+        // AddInbound on a context without an SPI: the state check comes first, whatever SPI.
+        prop_assert_eq!(got.err(), want, "step {}: {:?}", step, call);
+        for c in &model {
+            let real = h.bfe.sa_context(c.id);
+            prop_assert_eq!(
+                real.map(SaContext::state),
+                c.state,
+                "step {}: context {}",
+                step,
+                c.id
+            );
+            if c.state.is_some() {
+                prop_assert_eq!(
+                    real.and_then(SaContext::inbound_spi),
+                    c.spi,
+                    "step {}",
+                    step
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Random sequences of SA-context calls: every call's result is the one the documented
+    /// state machine gives (Created -> SpiAssigned -> InboundAdded -> Complete, Expire0 ->
+    /// Expiring -> deleted after the grace period, NOT_FOUND once deleted), and the engine's
+    /// states and SPIs are the model's after every call.
+    #[test]
+    fn sa_context_calls_match_the_state_machine(calls in prop::collection::vec(sa_call(), 1..60)) {
+        run_sa_calls(&calls)?;
+    }
+}
+
+/// The state machine's full path, as a fixed case (so a regression shows without proptest).
+#[test]
+fn sa_context_state_machine_happy_path() {
+    let calls = [
+        SaCall::Create,
+        SaCall::AddInbound(0, true),
+        SaCall::GetSpi(0, false),
+        SaCall::GetSpi(0, true),
+        SaCall::SetSpi(0, 0, 0x5000),
+        SaCall::AddOutbound(0),
+        SaCall::AddInbound(0, false),
+        SaCall::AddInbound(0, true),
+        SaCall::AddInbound(0, true),
+        SaCall::GetSpi(0, false),
+        SaCall::AddOutbound(0),
+        SaCall::Expire(0),
+        SaCall::Expire(0),
+        SaCall::Tick(59),
+        SaCall::GetById(0),
+        SaCall::Tick(1),
+        SaCall::GetById(0),
+        SaCall::Delete(0),
+        SaCall::Create,
+        SaCall::Delete(1),
+        SaCall::Delete(1),
+    ];
+    run_sa_calls(&calls).unwrap();
+}
