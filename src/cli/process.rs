@@ -110,9 +110,9 @@ pub struct Report {
 
 impl Report {
     fn pass(&mut self, reason: &str) {
-        self.passed += 1;
+        self.passed = self.passed.saturating_add(1);
         match self.passed_by_reason.get_mut(reason) {
-            Some(n) => *n += 1,
+            Some(n) => *n = n.saturating_add(1),
             None => {
                 self.passed_by_reason.insert(reason.to_owned(), 1);
             }
@@ -121,16 +121,17 @@ impl Report {
 
     fn drop(&mut self, frame: usize, reason: String) {
         tracing::info!(frame, %reason, "dropped");
-        *self.drops.entry(reason.clone()).or_default() += 1;
+        let n = self.drops.entry(reason.clone()).or_default();
+        *n = n.saturating_add(1);
         self.dropped.push((frame, reason));
     }
 
     fn done(&mut self, spi: Option<u32>, bytes: usize) {
-        self.processed += 1;
+        self.processed = self.processed.saturating_add(1);
         if let Some(spi) = spi {
             let e = self.per_sa.entry(spi).or_default();
-            e.0 += 1;
-            e.1 += bytes as u64;
+            e.0 = e.0.saturating_add(1);
+            e.1 = e.1.saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
         }
     }
 }
@@ -382,7 +383,7 @@ pub fn process(
         records: Vec::with_capacity(input.records.len()),
     };
     for (i, rec) in input.records.iter().enumerate() {
-        let number = i + 1;
+        let number = i.saturating_add(1);
         let result = match op {
             Op::Encap => st.encap(sas, rec, &mut report),
             Op::Decap => st.decap(sas, &udp_ports, rec),
@@ -555,7 +556,7 @@ impl Run<'_> {
                     });
                 };
                 if offloaded {
-                    report.nic_crypto += 1;
+                    report.nic_crypto = report.nic_crypto.saturating_add(1);
                 }
                 let spi = self
                     .spi_of_context
@@ -633,7 +634,7 @@ impl Run<'_> {
                 None => "not delivered by the host stack".into(),
             });
         }
-        let mut data = Vec::with_capacity(ETH + self.delivered.len());
+        let mut data = Vec::with_capacity(self.delivered.len().saturating_add(ETH));
         data.extend_from_slice(frame.get(..12).unwrap_or_default());
         data.extend_from_slice(&ethertype_for(&self.delivered));
         data.extend_from_slice(&self.delivered);
