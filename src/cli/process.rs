@@ -53,7 +53,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use nicsim::{Frame, MemWire, NicStats, Wire};
 use transport::StackError;
@@ -369,6 +369,13 @@ pub fn process(
                 Some((c.context, sa.params.spi))
             })
             .collect(),
+        inbound: sas
+            .sas
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.direction == Direction::Inbound)
+            .map(|(i, s)| ((s.params.spi, s.params.protocol == ipsec::Protocol::Esp), i))
+            .collect(),
     };
     let udp_ports: Vec<u16> = sas
         .sas
@@ -475,7 +482,10 @@ struct Run<'w> {
     done: Vec<Frame>,
     tx: Vec<Frame>,
     delivered: Vec<u8>,
-    spi_of_context: Vec<(u64, u32)>,
+    /// SA context -> SPI of its outbound SA (per-SA counters of encap).
+    spi_of_context: HashMap<u64, u32>,
+    /// (SPI, ESP?) -> index of the file's inbound SA (decap lookup).
+    inbound: HashMap<(u32, bool), usize>,
 }
 
 impl Run<'_> {
@@ -558,11 +568,7 @@ impl Run<'_> {
                 if offloaded {
                     report.nic_crypto = report.nic_crypto.saturating_add(1);
                 }
-                let spi = self
-                    .spi_of_context
-                    .iter()
-                    .find(|(c, _)| *c == sa_context)
-                    .map(|(_, s)| *s);
+                let spi = self.spi_of_context.get(&sa_context).copied();
                 let bytes = f.bytes();
                 let mut data = Vec::with_capacity(bytes.len());
                 data.extend_from_slice(frame.get(..12).unwrap_or_default());
@@ -584,11 +590,11 @@ impl Run<'_> {
             Ok(_) => return Outcome::Pass("not ESP/AH"),
             Err(_) => return Outcome::Pass("IP headers not parsable as ESP/AH"),
         };
-        let Some(sa) = sas.sas.iter().find(|s| {
-            s.direction == Direction::Inbound
-                && s.params.spi == key.spi
-                && (s.params.protocol == ipsec::Protocol::Esp) == esp
-        }) else {
+        let Some(sa) = self
+            .inbound
+            .get(&(key.spi, esp))
+            .and_then(|&i| sas.sas.get(i))
+        else {
             return Outcome::Pass("ESP/AH for an SPI the file does not configure");
         };
         let ours = match sa.params.tunnel {
