@@ -400,11 +400,26 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ipsec-nic"))
 }
 
-/// A unique path in the system temp dir (per test process).
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ipsec-nic-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d.join(name)
+/// A private directory in the system temp dir (unique per test and process), removed when
+/// the test ends.
+struct TmpDir(PathBuf);
+
+impl TmpDir {
+    fn new(test: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("ipsec-nic-cli-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("tmp dir");
+        TmpDir(d)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn run(args: &[&str]) -> Output {
@@ -413,13 +428,18 @@ fn run(args: &[&str]) -> Output {
 
 #[test]
 fn binary_encap_decap_software_and_errors() {
-    let a = tmp("a.toml");
-    let b = tmp("b.toml");
+    let dir = TmpDir::new("binary");
+    let a = dir.path("a.toml");
+    let b = dir.path("b.toml");
     std::fs::write(&a, sa_a()).expect("write");
     std::fs::write(&b, sa_b()).expect("write");
-    let plain_p = tmp("plain.pcap");
+    let plain_p = dir.path("plain.pcap");
     std::fs::write(&plain_p, pcap::write(&plain())).expect("write");
-    let (esp, esp_sw, back) = (tmp("esp.pcap"), tmp("esp-sw.pcap"), tmp("back.pcap"));
+    let (esp, esp_sw, back) = (
+        dir.path("esp.pcap"),
+        dir.path("esp-sw.pcap"),
+        dir.path("back.pcap"),
+    );
     let s = |p: &PathBuf| p.to_str().expect("utf-8 path").to_owned();
     let o = run(&[
         "pcap",
@@ -467,7 +487,7 @@ fn binary_encap_decap_software_and_errors() {
     );
 
     // A corrupt pcap: an error, exit code 1, no panic.
-    let bad = tmp("bad.pcap");
+    let bad = dir.path("bad.pcap");
     let mut bytes = std::fs::read(&plain_p).expect("read");
     bytes.truncate(50);
     std::fs::write(&bad, bytes).expect("write");
@@ -487,7 +507,7 @@ fn binary_encap_decap_software_and_errors() {
     assert!(!err.contains("panicked"));
 
     // A bad config: the message names the file; nothing runs.
-    let badc = tmp("sas.toml");
+    let badc = dir.path("sas.toml");
     std::fs::write(
         &badc,
         sa_with(
@@ -539,6 +559,7 @@ integrity_key = "{k32b}"
 
 #[test]
 fn tshark_decrypts_encap_output_with_exported_sas() {
+    let dir = TmpDir::new("tshark");
     let have = Command::new("tshark")
         .arg("--version")
         .output()
@@ -550,13 +571,13 @@ fn tshark_decrypts_encap_output_with_exported_sas() {
         eprintln!("tshark_decrypts_encap_output_with_exported_sas: SKIPPED (tshark not installed)");
         return;
     }
-    let a = tmp("ts-a.toml");
+    let a = dir.path("ts-a.toml");
     std::fs::write(&a, sa_tshark()).expect("write");
     let s = |p: &PathBuf| p.to_str().expect("utf-8 path").to_owned();
     let o = run(&["sa", "export", "--wireshark", "--config", &s(&a)]);
     assert!(o.status.success());
     // The esp_sa UAT file in a private Wireshark config dir.
-    let conf = tmp("wireshark-conf");
+    let conf = dir.path("wireshark-conf");
     std::fs::create_dir_all(&conf).expect("config dir");
     std::fs::write(conf.join("esp_sa"), &o.stdout).expect("write esp_sa");
     let mut input = plain();
@@ -574,7 +595,7 @@ fn tshark_decrypts_encap_output_with_exported_sas() {
             });
         }
     }
-    let (plain_p, esp) = (tmp("ts-plain.pcap"), tmp("ts-esp.pcap"));
+    let (plain_p, esp) = (dir.path("ts-plain.pcap"), dir.path("ts-esp.pcap"));
     std::fs::write(&plain_p, pcap::write(&input)).expect("write");
     let o = run(&[
         "pcap",
@@ -622,7 +643,8 @@ fn tshark_decrypts_encap_output_with_exported_sas() {
 
 #[test]
 fn demo_runs_end_to_end() {
-    let pcap_p = tmp("demo.pcap");
+    let dir = TmpDir::new("demo");
+    let pcap_p = dir.path("demo.pcap");
     let s = pcap_p.to_str().expect("utf-8 path");
     let o = run(&["demo", "--udp", "4", "--pings", "2", "--pcap", s]);
     let out = String::from_utf8_lossy(&o.stdout);
@@ -1037,6 +1059,7 @@ fn esn_sequence_numbers_cross_the_32_bit_boundary() {
 
 #[test]
 fn install_errors_reach_the_caller_and_nothing_is_processed() {
+    let dir = TmpDir::new("install");
     // Transport mode with a prefix selector: the SA context's traffic is one address pair.
     let text = one_sa(
         0x1301,
@@ -1058,11 +1081,11 @@ fn install_errors_reach_the_caller_and_nothing_is_processed() {
         "{e}"
     );
     // Through the binary the message also names the file.
-    let p = tmp("prefix.toml");
+    let p = dir.path("prefix.toml");
     std::fs::write(&p, &text).expect("write");
-    let plain_p = tmp("prefix-in.pcap");
+    let plain_p = dir.path("prefix-in.pcap");
     std::fs::write(&plain_p, pcap::write(&capture(v4_frames(1)))).expect("write");
-    let out = tmp("prefix-out.pcap");
+    let out = dir.path("prefix-out.pcap");
     let s = |p: &PathBuf| p.to_str().expect("utf-8 path").to_owned();
     let o = run(&[
         "pcap",
