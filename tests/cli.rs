@@ -503,7 +503,7 @@ fn binary_encap_decap_software_and_errors() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.pcap: frame 0: truncated record"), "{err}");
+    assert!(err.contains("bad.pcap: frame 1: truncated record"), "{err}");
     assert!(!err.contains("panicked"));
 
     // A bad config: the message names the file; nothing runs.
