@@ -647,3 +647,94 @@ impl Run<'_> {
         Outcome::Done(Some(sa.params.spi), data)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn eth(ethertype: [u8; 2], payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&ethertype);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn ip_of_frame_trims_padding_and_names_what_passes() {
+        // A 20-byte IPv4 header claiming 20 bytes, then 6 bytes of Ethernet padding.
+        let mut ip = vec![0x45, 0, 0, 20];
+        ip.extend_from_slice(&[0; 16]);
+        ip.extend_from_slice(&[0xee; 6]);
+        assert_eq!(ip_of_frame(&eth([0x08, 0x00], &ip)).unwrap().len(), 20);
+        // IPv6: payload length 0 -> 40 bytes.
+        let mut ip6 = vec![0x60, 0, 0, 0, 0, 0, 17, 64];
+        ip6.extend_from_slice(&[0; 32]);
+        ip6.extend_from_slice(&[0xee; 4]);
+        assert_eq!(ip_of_frame(&eth([0x86, 0xdd], &ip6)).unwrap().len(), 40);
+        // A length field beyond the data: the data as is (the stack refuses it later).
+        assert_eq!(
+            ip_of_frame(&eth([0x08, 0x00], &[0x45, 0, 0xff, 0xff]))
+                .unwrap()
+                .len(),
+            4
+        );
+        assert_eq!(
+            ip_of_frame(&eth([0x81, 0x00], &ip)),
+            Err("VLAN-tagged frame (not supported)")
+        );
+        assert_eq!(ip_of_frame(&eth([0x08, 0x06], &ip)), Err("not IPv4/IPv6"));
+        assert_eq!(
+            ip_of_frame(&[1, 2, 3]),
+            Err("shorter than an Ethernet header")
+        );
+        assert_eq!(ethertype_for(&ip6), [0x86, 0xdd]);
+        assert_eq!(ethertype_for(&ip), [0x08, 0x00]);
+    }
+
+    #[test]
+    fn reasons_name_the_counter_that_moved() {
+        let before = StackStatistics::default();
+        let mut after = before;
+        assert_eq!(stack_reason(&before, &after), None);
+        after
+            .ipsec
+            .aggregate_drop_packet_statistics
+            .replay_check_failures_on_inbound = 1;
+        assert_eq!(
+            stack_reason(&before, &after),
+            Some("replay (replayCheckFailuresOnInbound)")
+        );
+        let mut after = before;
+        after.outbound.seq_overflow = 3;
+        assert_eq!(
+            stack_reason(&before, &after),
+            Some("sequence number space exhausted (the SA was expired)")
+        );
+        let b = NicStats::default();
+        let mut a = b;
+        a.tx_frames = 1;
+        a.tx_protected = 1;
+        assert_eq!(nic_reason(&b, &a), None);
+        a.tx_crypto_error = 1;
+        assert_eq!(nic_reason(&b, &a), Some("tx_crypto_error"));
+    }
+
+    #[test]
+    fn ip_addrs_of_both_families() {
+        let mut ip = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0];
+        ip.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        assert_eq!(
+            ip_addrs(&ip),
+            Some(("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()))
+        );
+        assert_eq!(ip_addrs(&ip[..19]), None);
+        let mut ip6 = vec![0x60, 0, 0, 0, 0, 0, 17, 64];
+        let a: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        ip6.extend_from_slice(&a.octets());
+        ip6.extend_from_slice(&b.octets());
+        assert_eq!(ip_addrs(&ip6), Some((a.into(), b.into())));
+        assert_eq!(ip_addrs(&[0x50]), None);
+    }
+}
