@@ -99,6 +99,11 @@ enum Cmd {
     /// 1-based number (as Wireshark numbers frames), so output frame i is input frame i minus
     /// the drops before it. The summary counts processed, passed (by reason) and dropped
     /// (by reason) frames and packets/bytes per SA.
+    ///
+    /// Host-model rules for the config: transport-mode selectors are host addresses (an SA
+    /// context names one address pair; prefixes are for tunnel mode), all inbound SAs share
+    /// one replay_window, NAT-T is IPv4 only, and IPv6/ESN tunnel SAs and IPv6 NAT-T cannot be
+    /// offloaded (use --software for them).
     #[command(after_long_help = CONFIG_HELP)]
     Pcap {
         #[command(subcommand)]
