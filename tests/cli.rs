@@ -1241,3 +1241,32 @@ fn encap_drops_are_counted_by_reason_with_frame_numbers() {
         assert_eq!(out.records[1], input.records[3]);
     }
 }
+
+#[test]
+fn covered_packets_never_leave_in_clear() {
+    // IPv6 with a hop-by-hop options header (next header 0) between 2001:db8::1 and ::2, which
+    // sa[1] of `sa_a` covers: IPsec on packets with extension headers is not supported, so
+    // the frame is dropped with a reason, never passed through in clear.
+    let mut f = udp6(b"with hop-by-hop");
+    let ul = u16::from_be_bytes([f[14 + 4], f[14 + 5]]) + 8;
+    f[14 + 4..14 + 6].copy_from_slice(&ul.to_be_bytes());
+    f[14 + 6] = 0;
+    f.splice(14 + 40..14 + 40, [17, 0, 1, 4, 0, 0, 0, 0]);
+    let input = capture(vec![f]);
+    for software in [false, true] {
+        let (out, rep) =
+            process::process(&parse(&sa_a()), &input, process::Op::Encap, software).expect("encap");
+        assert_eq!(
+            (rep.passed, rep.dropped.len()),
+            (0, 1),
+            "{software}: {rep:?}"
+        );
+        assert_eq!(rep.dropped[0].0, 1);
+        assert!(
+            rep.dropped[0].1.contains("frame_errors"),
+            "{:?}",
+            rep.dropped
+        );
+        assert!(out.records.is_empty());
+    }
+}

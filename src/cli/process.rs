@@ -292,6 +292,11 @@ fn nic_reason(before: &NicStats, after: &NicStats) -> Option<&'static str> {
         .map(|((name, _), _)| name)
 }
 
+/// Whether an outbound SA's selectors cover the packet's addresses.
+fn selected(sas: &SaFile, pkt: &[u8]) -> bool {
+    ip_addrs(pkt).is_some_and(|(s, d)| sas.sas.iter().any(|sa| sa.matches_outbound(s, d)))
+}
+
 /// The host (and our end of its wire) for `sas`.
 fn host_for(
     sas: &SaFile,
@@ -511,12 +516,19 @@ impl Run<'_> {
         let disposition = match self.host.stack_mut().send_ip(NOW, pkt) {
             Ok(d) => d,
             Err(StackError::Malformed) => {
-                return Outcome::Pass("not an IP packet the host stack parses");
+                // Never let a packet an SA's selectors cover leave in clear.
+                return if selected(sas, pkt) {
+                    Outcome::Drop(
+                        "an SA's selectors cover it but the host stack cannot parse it \
+                         (IPv6 extension headers, fragment, bad header)"
+                            .into(),
+                    )
+                } else {
+                    Outcome::Pass("not an IP packet the host stack parses")
+                };
             }
             Err(StackError::TooLarge) => {
-                let selected = ip_addrs(pkt)
-                    .is_some_and(|(s, d)| sas.sas.iter().any(|sa| sa.matches_outbound(s, d)));
-                return if selected {
+                return if selected(sas, pkt) {
                     Outcome::Drop(format!(
                         "too large for the host stack's frame buffers (at most {} bytes of IP)",
                         transport::stack::MAX_IP_PACKET
