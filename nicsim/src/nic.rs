@@ -2,15 +2,17 @@
 //!
 //! # Data path
 //! * [`Nic::send`] moves a batch of frames (each with [`crate::TxMeta`]) onto a TX queue, steered
-//!   by SA so that frames of one SA keep their order. The batch vector is swapped with a recycled
-//!   one: nothing is copied or allocated per frame.
+//!   by SA so that frames of one SA keep their order. Every queue is a vector that stays in
+//!   place (frames are appended to it and drained from it, so its capacity is kept) plus a
+//!   one-slot doorbell for the worker thread: in steady state nothing is allocated per frame
+//!   or per batch.
 //! * The queued frames are processed either by [`Nic::poll`] in the caller's thread (stepping
 //!   mode: deterministic, used by tests and the two-host simulation) or by worker threads
 //!   started with [`Nic::start`] (one per queue, plus one port thread that reads the wire and
 //!   steers received frames by SPI).
 //! * Every sent frame comes back once through [`Nic::take_completions`] with its
 //!   [`crate::TxStatus`]; frames whose buffer moved to the peer (in-memory wire) come back as
-//!   husks with an empty `buf`. Every received frame goes up through [`Nic::take_indications`]
+//!   husks: an empty data range, and an empty `buf` or a buffer the peer recycled. Every received frame goes up through [`Nic::take_indications`]
 //!   with its [`crate::RxMeta`].
 //! * [`Nic::process_tx`] / [`Nic::process_rx`] run the crypto engine on frames in place without
 //!   queues or wire (for callers that own their own I/O, and for benchmarks).
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, select};
 use ipsec::{Bundle, Classified, ProviderKind};
 
 use crate::engine::{Engine, Table, ip_range};
@@ -59,6 +61,44 @@ impl Default for NicConfig {
 
 type Chan = (Sender<Vec<Frame>>, Receiver<Vec<Frame>>);
 
+/// A frame queue: frames accumulate in one vector that never leaves the queue (so it keeps
+/// its capacity and appending allocates nothing once it has reached its working size), and a
+/// one-slot doorbell wakes a worker thread blocked in `select!`. A consumer that wakes on the
+/// bell takes everything queued, so a bell that is already rung need not be rung twice.
+struct Queue {
+    frames: Mutex<Vec<Frame>>,
+    bell: (Sender<()>, Receiver<()>),
+}
+
+impl Queue {
+    fn new() -> Self {
+        Queue {
+            frames: Mutex::new(Vec::new()),
+            bell: bounded(1),
+        }
+    }
+
+    /// Append (and empty) `v`, then ring the bell.
+    fn push(&self, v: &mut Vec<Frame>) {
+        if v.is_empty() {
+            return;
+        }
+        self.frames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(v);
+        let _ = self.bell.0.try_send(());
+    }
+
+    /// Move everything queued to the end of `out`; returns how many frames moved.
+    fn take(&self, out: &mut Vec<Frame>) -> usize {
+        let mut q = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = q.len();
+        out.append(&mut q);
+        n
+    }
+}
+
 struct Shared {
     table: RwLock<Table>,
     counters: NicCounters,
@@ -66,10 +106,10 @@ struct Shared {
     clock: AtomicU64,
     stop: AtomicBool,
     wire: Mutex<Box<dyn Wire>>,
-    tx_queues: Vec<Chan>,
-    rx_queues: Vec<Chan>,
-    completions: Chan,
-    indications: Chan,
+    tx_queues: Vec<Queue>,
+    rx_queues: Vec<Queue>,
+    completions: Queue,
+    indications: Queue,
     spare: Chan,
     steer_scratch: Mutex<Vec<Vec<Frame>>>,
 }
@@ -124,15 +164,6 @@ impl Shared {
         }
     }
 
-    fn push(&self, chan: &Chan, v: Vec<Frame>) {
-        if v.is_empty() {
-            self.give_back(v);
-        } else {
-            // Unbounded: cannot fail while `self` holds the receiver.
-            let _ = chan.0.send(v);
-        }
-    }
-
     /// Process a TX batch, hand the good frames to the wire, complete all of them.
     fn run_tx(&self, now_ns: u64, frames: &mut Vec<Frame>) {
         {
@@ -162,11 +193,12 @@ impl Shared {
             }
         }
         self.give_back(out);
-        self.push(&self.completions, done);
+        self.completions.push(&mut done);
+        self.give_back(done);
     }
 
     /// Process an RX batch and indicate it.
-    fn run_rx(&self, now_ns: u64, mut frames: Vec<Frame>) {
+    fn run_rx(&self, now_ns: u64, frames: &mut Vec<Frame>) {
         {
             let table = self.read();
             let engine = Engine::new(&table, &self.counters, now_ns);
@@ -174,7 +206,7 @@ impl Shared {
                 engine.receive(f);
             }
         }
-        self.push(&self.indications, frames);
+        self.indications.push(frames);
     }
 
     /// Receive up to one batch from the wire (also lets middleware release held frames).
@@ -217,10 +249,10 @@ impl Nic {
             clock: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             wire: Mutex::new(Box::new(wire)),
-            tx_queues: (0..queues).map(|_| unbounded()).collect(),
-            rx_queues: (0..queues).map(|_| unbounded()).collect(),
-            completions: unbounded(),
-            indications: unbounded(),
+            tx_queues: (0..queues).map(|_| Queue::new()).collect(),
+            rx_queues: (0..queues).map(|_| Queue::new()).collect(),
+            completions: Queue::new(),
+            indications: Queue::new(),
             spare: bounded(SPARE_BATCHES),
             steer_scratch: Mutex::new(Vec::new()),
         };
@@ -344,10 +376,8 @@ impl Nic {
         let s = &self.shared;
         let n = s.tx_queues.len();
         if n == 1 {
-            let mut b = s.batch();
-            core::mem::swap(&mut b, frames);
             if let Some(q) = s.tx_queues.first() {
-                s.push(q, b);
+                q.push(frames);
             }
             return;
         }
@@ -367,11 +397,7 @@ impl Nic {
             }
         }
         for (v, q) in per.iter_mut().zip(&s.tx_queues) {
-            if !v.is_empty() {
-                let mut b = s.batch();
-                core::mem::swap(&mut b, v);
-                s.push(q, b);
-            }
+            q.push(v);
         }
     }
 
@@ -385,36 +411,25 @@ impl Nic {
         let mut n = 0;
         let mut tx = s.batch();
         for q in &s.tx_queues {
-            while let Ok(mut b) = q.1.try_recv() {
-                tx.append(&mut b);
-                s.give_back(b);
-            }
+            n += q.take(&mut tx);
         }
-        n += tx.len();
         s.run_tx(now_ns, &mut tx);
         s.give_back(tx);
         let mut rx = s.batch();
         n += s.pull(now_ns, &mut rx);
-        s.run_rx(now_ns, rx);
+        s.run_rx(now_ns, &mut rx);
+        s.give_back(rx);
         n
     }
 
     /// Move every completed transmit frame into `out` (in completion order).
     pub fn take_completions(&self, out: &mut Vec<Frame>) {
-        let s = &self.shared;
-        while let Ok(mut b) = s.completions.1.try_recv() {
-            out.append(&mut b);
-            s.give_back(b);
-        }
+        self.shared.completions.take(out);
     }
 
     /// Move every received (processed) frame into `out`.
     pub fn take_indications(&self, out: &mut Vec<Frame>) {
-        let s = &self.shared;
-        while let Ok(mut b) = s.indications.1.try_recv() {
-            out.append(&mut b);
-            s.give_back(b);
-        }
+        self.shared.indications.take(out);
     }
 
     /// Give a buffer back to the port (TAP keeps a pool for received frames).
@@ -476,16 +491,21 @@ fn worker(s: &Shared, i: usize) {
         return;
     };
     let tick = std::time::Duration::from_millis(1);
+    let mut work = Vec::new();
     while !s.stop.load(Ordering::Relaxed) {
+        // Whatever woke us, drain both queues: a bell may have been consumed by an earlier
+        // pass that already took its frames.
         select! {
-            recv(txq.1) -> b => if let Ok(mut b) = b {
-                s.run_tx(s.clock.load(Ordering::Relaxed), &mut b);
-                s.give_back(b);
-            },
-            recv(rxq.1) -> b => if let Ok(b) = b {
-                s.run_rx(s.clock.load(Ordering::Relaxed), b);
-            },
+            recv(txq.bell.1) -> _ => {},
+            recv(rxq.bell.1) -> _ => {},
             default(tick) => {}
+        }
+        if txq.take(&mut work) > 0 {
+            s.run_tx(s.clock.load(Ordering::Relaxed), &mut work);
+            work.clear();
+        }
+        if rxq.take(&mut work) > 0 {
+            s.run_rx(s.clock.load(Ordering::Relaxed), &mut work);
         }
     }
 }
@@ -507,11 +527,7 @@ fn port(s: &Shared) {
             }
         }
         for (v, q) in steered.iter_mut().zip(&s.rx_queues) {
-            if !v.is_empty() {
-                let mut b = s.batch();
-                core::mem::swap(&mut b, v);
-                s.push(q, b);
-            }
+            q.push(v);
         }
     }
 }

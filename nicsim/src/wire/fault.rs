@@ -202,6 +202,7 @@ impl<W: Wire> Wire for FaultInjector<W> {
     ) -> Result<(), WireError> {
         let now_ns = nanos(now);
         let flush = frames.is_empty();
+        let first_done = done.len();
         // Release delayed frames that are due, in arrival order.
         let mut i = 0;
         while i < self.delayed.len() {
@@ -260,8 +261,20 @@ impl<W: Wire> Wire for FaultInjector<W> {
         let mut out = core::mem::take(&mut self.out);
         let r = self.inner.transmit(now, &mut out, &mut self.scratch);
         self.out = out;
+        // Buffers the port hands back (TAP: the frame's own; MemWire: ones the peer recycled)
+        // go first to this call's husks, so the sender's driver gets its buffers back, then
+        // to the spare pool for duplicates.
+        let mut husks = done
+            .iter_mut()
+            .skip(first_done)
+            .filter(|h| h.buf.capacity() == 0);
         for c in self.scratch.drain(..) {
-            if c.buf.capacity() > 0 && self.spare.len() < SPARE_MAX {
+            if c.buf.capacity() == 0 {
+                continue;
+            }
+            if let Some(h) = husks.next() {
+                h.buf = c.buf;
+            } else if self.spare.len() < SPARE_MAX {
                 self.spare.push(c.buf);
             }
         }

@@ -1,6 +1,12 @@
 //! An in-memory wire between two NICs: batches of frames move through bounded crossbeam
 //! channels (ownership moves, bytes are not copied), and emptied batch vectors flow back to be
 //! reused, so steady-state traffic allocates nothing.
+//!
+//! Frame buffers move with the frames, so one-way traffic would drain the sender of buffers
+//! and pile them up at the receiver. Buffers the receiving side gives back with
+//! [`Wire::recycle`] therefore travel back to the sending end, which hands them out in the
+//! husks it completes (data range empty) instead of empty husks: the sender's driver gets a
+//! buffer back for every frame it sent, as long as the peer recycles.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
@@ -13,6 +19,8 @@ use crate::frame::Frame;
 
 /// Batches in flight per direction before the wire tail-drops.
 const DEPTH: usize = 1024;
+/// Recycled frame buffers held for the peer (beyond that, recycled buffers are freed).
+const SPARE_BUFFERS: usize = 4096;
 
 /// Counters of one direction of a [`MemWire`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,6 +49,10 @@ pub struct MemWire {
     give_back: Sender<Vec<Frame>>,
     /// Emptied batches the peer gave back to us.
     reuse: Receiver<Vec<Frame>>,
+    /// Frame buffers recycled here, travelling back to the peer (who sent them).
+    buf_back: Sender<Vec<u8>>,
+    /// Frame buffers the peer recycled, for our husks.
+    bufs: Receiver<Vec<u8>>,
     /// A batch being drained by `receive` (when `max` was smaller than the batch).
     pending: Vec<Frame>,
     counters: Arc<Counters>,
@@ -53,11 +65,15 @@ impl MemWire {
         let (b_tx, a_rx) = bounded(DEPTH);
         let (a_give, b_reuse) = bounded(DEPTH);
         let (b_give, a_reuse) = bounded(DEPTH);
+        let (a_buf_back, b_bufs) = bounded(SPARE_BUFFERS);
+        let (b_buf_back, a_bufs) = bounded(SPARE_BUFFERS);
         let a = MemWire {
             tx: a_tx,
             rx: a_rx,
             give_back: a_give,
             reuse: a_reuse,
+            buf_back: a_buf_back,
+            bufs: a_bufs,
             pending: Vec::new(),
             counters: Arc::default(),
         };
@@ -66,6 +82,8 @@ impl MemWire {
             rx: b_rx,
             give_back: b_give,
             reuse: b_reuse,
+            buf_back: b_buf_back,
+            bufs: b_bufs,
             pending: Vec::new(),
             counters: Arc::default(),
         };
@@ -96,7 +114,11 @@ impl Wire for MemWire {
         batch.clear();
         for mut f in frames.drain(..) {
             mark_sent(&mut f);
-            done.push(husk(&f));
+            let mut h = husk(&f);
+            if let Ok(b) = self.bufs.try_recv() {
+                h.buf = b;
+            }
+            done.push(h);
             batch.push(f);
         }
         let n = batch.len() as u64;
@@ -147,6 +169,12 @@ impl Wire for MemWire {
             .fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
+
+    /// Send `buf` back to the peer end, whose next husks carry it (freed when the peer
+    /// already holds `SPARE_BUFFERS` of them or is gone).
+    fn recycle(&mut self, buf: Vec<u8>) {
+        let _ = self.buf_back.try_send(buf);
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +221,38 @@ mod tests {
         assert_eq!(b.stats().received, 5);
         // Nothing flows backwards.
         assert_eq!(a.receive(Duration::ZERO, &mut out, 10).unwrap(), 0);
+    }
+
+    #[test]
+    fn recycled_buffers_return_to_the_sender_in_its_husks() {
+        let (mut a, mut b) = MemWire::pair();
+        let mut batch = frames(3);
+        let mut done = Vec::new();
+        a.transmit(Duration::ZERO, &mut batch, &mut done).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(b.receive(Duration::ZERO, &mut out, 10).unwrap(), 3);
+        let ptrs: Vec<*const u8> = out.iter().map(|f| f.buf.as_ptr()).collect();
+        // B gives two of the three buffers back; A's next three husks carry them, then empty.
+        for f in out.drain(..2) {
+            b.recycle(f.buf);
+        }
+        done.clear();
+        let mut batch = frames(3);
+        a.transmit(Duration::ZERO, &mut batch, &mut done).unwrap();
+        assert_eq!(done[0].buf.as_ptr(), ptrs[0]);
+        assert_eq!(done[1].buf.as_ptr(), ptrs[1]);
+        assert!(done[2].buf.is_empty());
+        assert!(done.iter().all(|f| f.data.is_empty()));
+        assert_eq!(
+            done.iter().map(|f| f.cookie).collect::<Vec<_>>(),
+            [0, 1, 2],
+            "husks keep their frame's metadata"
+        );
+        // Nothing comes back the other way: B's husks stay empty.
+        let mut back = frames(1);
+        let mut b_done = Vec::new();
+        b.transmit(Duration::ZERO, &mut back, &mut b_done).unwrap();
+        assert!(b_done[0].buf.is_empty());
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! # Buffer ownership
 //! [`Wire::transmit`] drains the batch and pushes one frame per transmitted frame onto `done`,
 //! in order, carrying the frame's metadata and cookie: either the frame itself (the port copied
-//! the bytes out, e.g. TAP, so its buffer can be recycled) or a *husk* whose `buf` is empty
-//! because the buffer moved on to the peer (MemWire: no copy). The NIC turns `done` into send
+//! the bytes out, e.g. TAP, so its buffer can be recycled) or a *husk* with an empty data
+//! range because the buffer moved on to the peer (MemWire: no copy; its `buf` is empty, or a
+//! buffer the peer recycled back). The NIC turns `done` into send
 //! completions. Ports never allocate per frame in steady state: batches and buffers are
 //! recycled.
 
@@ -42,7 +43,8 @@ pub enum WireError {
 /// A port that moves Ethernet frames. Time is virtual and passed in.
 pub trait Wire: Send {
     /// Transmit every frame of `frames` (left empty), pushing one completion per frame onto
-    /// `done` (the frame, or a husk with an empty `buf` when the buffer moved to the peer).
+    /// `done` (the frame, or a husk with an empty data range when the buffer moved to the
+    /// peer).
     /// A frame the port could not send is completed with [`TxStatus::WireError`].
     /// Called with an empty batch too, so middleware can release delayed frames.
     ///
