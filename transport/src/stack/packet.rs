@@ -91,23 +91,40 @@ pub fn parse_ip(pkt: &[u8]) -> Option<ParsedIp> {
 struct Sum(u32);
 
 impl Sum {
+    /// Add `data` as big-endian 16-bit words (an odd last byte padded with zero).
+    ///
+    /// RFC 1071 §2 (B) and (C): the one's-complement sum is independent of byte order and
+    /// can be computed in wider words, folding the carries once at the end. Eight bytes at a
+    /// time, as two 32-bit halves added into a 64-bit accumulator with end-around carry, give
+    /// exactly the 16-bit word-by-word sum for any length.
     fn add(&mut self, data: &[u8]) {
-        let mut chunks = data.chunks_exact(2);
-        for c in &mut chunks {
+        let mut acc = u64::from(self.0);
+        let mut wide = data.chunks_exact(8);
+        for c in &mut wide {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            let v = u64::from_be_bytes(w);
+            // Each half is < 2^32, so `hi + lo` cannot overflow; the end-around carry of the
+            // accumulator keeps the sum exact whatever the length.
+            let (sum, carry) = acc.overflowing_add((v >> 32) + (v & 0xFFFF_FFFF));
+            acc = sum + u64::from(carry);
+        }
+        let mut pairs = wide.remainder().chunks_exact(2);
+        for c in &mut pairs {
             if let &[a, b] = c {
-                self.0 = self.0.wrapping_add(u32::from(u16::from_be_bytes([a, b])));
-                self.fold();
+                let (sum, carry) = acc.overflowing_add(u64::from(u16::from_be_bytes([a, b])));
+                acc = sum + u64::from(carry);
             }
         }
-        if let &[a] = chunks.remainder() {
-            self.0 = self.0.wrapping_add(u32::from(u16::from_be_bytes([a, 0])));
-            self.fold();
+        if let &[a] = pairs.remainder() {
+            let (sum, carry) = acc.overflowing_add(u64::from(u16::from_be_bytes([a, 0])));
+            acc = sum + u64::from(carry);
         }
-    }
-    fn fold(&mut self) {
-        while self.0 > 0xFFFF {
-            self.0 = (self.0 & 0xFFFF) + (self.0 >> 16);
+        while acc > 0xFFFF {
+            acc = (acc & 0xFFFF) + (acc >> 16);
         }
+        // INVARIANT: the loop above left `acc` <= 0xFFFF.
+        self.0 = acc as u32;
     }
     fn finish(self) -> u16 {
         !(self.0 as u16)
@@ -311,6 +328,48 @@ pub fn udp_checksum_ok(t: &FiveTuple, seg: &[u8]) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// RFC 1071 word by word, folding after every word: the reference for `Sum::add`.
+    fn reference_sum(start: u32, data: &[u8]) -> u32 {
+        let mut s = start;
+        for c in data.chunks(2) {
+            let w = u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)]);
+            s += u32::from(w);
+            while s > 0xFFFF {
+                s = (s & 0xFFFF) + (s >> 16);
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn wide_sum_equals_the_word_by_word_sum() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        };
+        for len in 0..300usize {
+            for fill in [None, Some(0xFFu8), Some(0u8)] {
+                let data: Vec<u8> = (0..len).map(|_| fill.unwrap_or_else(&mut next)).collect();
+                for start in [0u32, 1, 0xFFFF] {
+                    let mut s = Sum(start);
+                    s.add(&data);
+                    let want = reference_sum(start, &data);
+                    // 0x0000 and 0xFFFF are both zero in one's complement; the reference
+                    // never folds to 0 from a non-zero start, nor does `add`.
+                    assert_eq!(s.0, want, "len {len} fill {fill:?} start {start:#x}");
+                }
+            }
+        }
+        // A long all-ones segment exercises the end-around carry of the 64-bit accumulator.
+        let big = vec![0xFFu8; 65_535];
+        let mut s = Sum(0);
+        s.add(&big);
+        assert_eq!(s.0, reference_sum(0, &big));
+    }
 
     #[test]
     fn udp_round_trip_v4_v6() {
