@@ -20,7 +20,6 @@
 //!   benchmark thread circulates 64 batches of 32 frames (16 outbound SAs) through
 //!   `Nic::send` -> workers (protect) -> `MemWire` -> the peer end, which the benchmark thread
 //!   drains and sends again. Frames/s is what comes out of the wire.
-//!
 //! * `engine_vs_raw`: the engine next to the raw AES-GCM calls the transform makes (same key,
 //!   nonce, AAD, body and tag regions) on the same frames, in this binary: raw seal, engine
 //!   tx, raw open, engine rx, every batch restored with `copy_from_slice` outside the timed
@@ -450,7 +449,7 @@ impl VsRaw {
             .expect("outbound");
         nic.add_sa(spec(Direction::Inbound, p.clone()))
             .expect("inbound");
-        let host = Bundle::new(&[p.clone()], kind).expect("bundle");
+        let host = Bundle::new(std::slice::from_ref(&p), kind).expect("bundle");
         let framed: Vec<Frame> = (1..=BATCH as u64)
             .map(|s| {
                 let mut f = framed_frame(&host, size, s);
