@@ -128,8 +128,13 @@ pub struct LiveSummary {
     pub sa_config: String,
     /// Remarks (fallbacks, tool versions).
     pub notes: Vec<String>,
-    /// Whether the run met its goals (ping answered in clear, ESP throughput > 0).
+    /// Whether the run met its goals (every echo answered, in clear in transport mode and
+    /// protected in tunnel mode; throughput > 0 with ESP/AH frames on the wire).
     pub ok: bool,
+    /// `ESP`, `AH` or `ESP+AH`.
+    pub protection: String,
+    /// Whether the echo requests and replies crossed the wire in clear.
+    pub ping_clear: bool,
 }
 
 /// Why the live demo did not complete.
@@ -193,6 +198,15 @@ pub fn parse_algorithm(s: &str) -> Result<Algorithms, String> {
                 ALGORITHM_NAMES.join(", ")
             )
         })
+}
+
+/// `ESP`, `AH` or `ESP+AH`: what protects the demo's traffic.
+pub fn protection(a: Algorithms) -> &'static str {
+    match (a.has_esp(), a.has_ah()) {
+        (true, true) => "ESP+AH",
+        (false, true) => "AH",
+        _ => "ESP",
+    }
 }
 
 /// Which demo to run.
@@ -600,7 +614,7 @@ impl Scenario {
                 ("udp", vec!["-u", "-b", self.udp_rate.as_str()]),
             ] {
                 self.progress.say(&format!(
-                    "iperf3 {test} {secs} s to {dst} (ESP through the NICs)"
+                    "iperf3 {test} {secs} s to {dst} (IPsec-protected)"
                 ));
                 let t = self.iperf3(&dst, secs, &extra, test)?;
                 r.runs.push(t);
@@ -615,7 +629,7 @@ impl Scenario {
                 "{why}: UDP load from the built-in generator, no TCP run"
             ));
             self.progress.say(&format!(
-                "built-in UDP load {secs} s to {dst} (ESP through the NICs)"
+                "built-in UDP load {secs} s to {dst} (IPsec-protected)"
             ));
             r.runs.push(self.builtin_udp(&dst, secs)?);
         }
@@ -863,10 +877,17 @@ pub fn run(o: &LiveOptions, stop: &Arc<AtomicBool>) -> Result<LiveSummary, LiveE
     }
     let esp_ok = res.runs.iter().any(|t| t.bytes > 0)
         && wire.get("esp").copied().unwrap_or(0) + wire.get("ah").copied().unwrap_or(0) > 0;
-    let ping_ok =
-        res.ping.received == res.ping.sent && wire.get("icmp_clear").copied().unwrap_or(0) > 0;
+    // Transport mode exempts ICMP from the policy (it must cross in clear); tunnel mode's
+    // policy covers every protocol between the hosts (it must cross protected).
+    let icmp_clear = wire.get("icmp_clear").copied().unwrap_or(0);
+    let ping_clear = icmp_clear >= u64::from(res.ping.received) * 2 && icmp_clear > 0;
+    let ping_ok = res.ping.received == res.ping.sent
+        && res.ping.sent > 0
+        && (ping_clear == (o.mode == SaMode::Transport));
     Ok(LiveSummary {
         mode: "namespaces".into(),
+        protection: protection(o.algorithms).into(),
+        ping_clear,
         algorithm: format!("{:?}", o.algorithms),
         ipsec_mode: format!("{:?}", o.mode).to_ascii_lowercase(),
         offload: !o.software,
@@ -948,9 +969,14 @@ pub fn render(s: &LiveSummary) -> String {
     );
     let _ = writeln!(
         r,
-        "ping A -> B: {}/{} replies, in clear (ICMP is exempt from the policy): {}",
+        "ping A -> B: {}/{} replies, {}: {}",
         s.ping.received,
         s.ping.sent,
+        if s.ping_clear {
+            "in clear (ICMP is exempt from the policy)"
+        } else {
+            "protected (the tunnel policy covers ICMP)"
+        },
         if s.ping.received == s.ping.sent {
             "ok"
         } else {
@@ -964,8 +990,8 @@ pub fn render(s: &LiveSummary) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             r,
-            "{} {} through ESP: {:.1} Mbit/s ({} bytes in {:.1} s{lost})",
-            t.tool, t.test, t.mbit_s, t.bytes, t.seconds
+            "{} {} through {}: {:.1} Mbit/s ({} bytes in {:.1} s{lost})",
+            t.tool, t.test, s.protection, t.mbit_s, t.bytes, t.seconds
         );
     }
     for h in &s.hosts {
