@@ -733,3 +733,63 @@ fn two_run_processes_over_a_bridge_protect_real_traffic() {
     }
     assert_eq!(read_stats(&st_a)["extra"]["running"], 0);
 }
+
+#[test]
+fn run_refuses_a_bad_host_config_before_touching_anything() {
+    // No privilege needed: the config is checked before any TAP or namespace exists.
+    let dir = TempDir::new("badcfg");
+    let good = host_toml(
+        'a',
+        "unused-ns",
+        "rwbad0",
+        &"11".repeat(20),
+        &"22".repeat(20),
+    );
+    let cases = [
+        (good.replace("[host]\n", "[nothost]\n"), "bad.toml: "),
+        (
+            good.replace("mac = \"02:00:00:00:00:01\"", "mac = \"zz\""),
+            "bad.toml: [host]: mac: expected aa:bb:cc:dd:ee:ff",
+        ),
+        (
+            good.replace(
+                "wire_tap = \"rwbad0\"",
+                "wire_tap = \"rwbad0\"\nhost_tap = \"rwbad0\"",
+            ),
+            "bad.toml: [host]: namespace: give either host_tap or namespace",
+        ),
+    ];
+    for (body, want) in cases {
+        std::fs::write(dir.path("bad.toml"), &body).expect("write");
+        let o = Command::new(BIN)
+            .current_dir(&dir.0)
+            .args(["run", "--seconds", "1", "--config", "bad.toml"])
+            .output()
+            .expect("run");
+        let (out, err) = text(&o);
+        assert!(!o.status.success(), "{out}");
+        assert!(err.contains(want), "want {want:?}: {err}");
+    }
+    // Nothing was created.
+    let st = Command::new("ip")
+        .args(["link", "show", "rwbad0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(!st.is_ok_and(|s| s.success()), "rwbad0 was created");
+    std::fs::write(
+        dir.path("nohost.toml"),
+        &good[good.find("[[sa]]").expect("sa")..],
+    )
+    .expect("write");
+    let o = Command::new(BIN)
+        .current_dir(&dir.0)
+        .args(["run", "--config", "nohost.toml"])
+        .output()
+        .expect("run");
+    assert!(
+        text(&o).1.contains("nohost.toml: no [host] section"),
+        "{:?}",
+        text(&o)
+    );
+}
