@@ -1,8 +1,11 @@
 //! `ipsec-nic`: command-line front end of the IPsec offload NIC emulator.
 //!
-//! Subcommands: `sa export --wireshark` (Wireshark `esp_sa` lines from an SA config file),
-//! `pcap encap` / `pcap decap` (offline ESP/AH processing of an Ethernet capture). The SA
-//! config format is documented in `ipsec_nic::cli::config`.
+//! Subcommands: `demo` (real Linux traffic through two emulated hosts in network namespaces,
+//! or the in-memory scenario without the privilege), `run` (one emulated host on a TAP wire
+//! port until stopped) and `stats` (its live counters), `sa export --wireshark` (Wireshark
+//! `esp_sa` lines from an SA config file), `pcap encap` / `pcap decap` (offline ESP/AH
+//! processing of an Ethernet capture). The SA and host config formats are documented in
+//! `ipsec_nic::cli::config`; the real-traffic parts live in `ipsec_nic::cli::live`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -15,7 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ipsec_nic::cli::live::demo::{Decision, LiveError, LiveOptions};
 use ipsec_nic::cli::{config, export, live, pcap, process};
 
-/// IPsec crypto-offload NIC emulator: SA configs, Wireshark export, offline pcap processing.
+/// IPsec crypto-offload NIC emulator: real-traffic demo, emulated hosts on TAP devices, SA
+/// configs, Wireshark export, offline pcap processing.
 #[derive(Parser)]
 #[command(name = "ipsec-nic", version, about, long_about = None)]
 struct Cli {
@@ -121,8 +125,10 @@ enum Cmd {
     /// Namespaces are removed on exit, also on Ctrl-C. Without the privilege: the same
     /// scenario over the in-memory wire only (exit 0).
     Demo(DemoArgs),
-    /// Run one emulated host on a TAP wire port until stopped (SIGINT/SIGTERM or --seconds),
-    /// with SAs from a host config; writes live counters to a stats file every second.
+    /// Run one emulated host on a TAP wire port until stopped.
+    ///
+    /// SAs from a host config; stops on SIGINT/SIGTERM or after --seconds; writes live
+    /// counters to a stats file every second.
     #[command(after_long_help = HOST_HELP)]
     Run(RunArgs),
     /// Print the live counters of a running host (`ipsec-nic run`) as a table or JSON.
