@@ -1170,3 +1170,203 @@ fn fault_campaigns() {
     println!("{table}");
     assert!(failures.is_empty(), "{}\n\n{table}", failures.join("\n"));
 }
+
+// ---- secrets in the demo and after delete through the WFP API ----
+
+/// The keys `manual_sa` installs are a seed byte repeated (`ManualSaOptions::key_*`, default
+/// 0xA1 and 0xB2): the renderings of 8 such bytes a log or report could contain.
+fn repeated_key_needles(seed: u8) -> Vec<String> {
+    let w = [seed; 8];
+    let lower: String = w.iter().map(|b| format!("{b:02x}")).collect();
+    let upper: String = w.iter().map(|b| format!("{b:02X}")).collect();
+    let spaced: String = w.iter().map(|b| format!("{b:02x} ")).collect();
+    let dec = format!("{:?}", &w[..4])
+        .trim_matches(['[', ']'])
+        .to_string();
+    let hex_list = format!("{:#04x?}", &w[..4])
+        .replace(['\n', ' '], "")
+        .trim_matches(['[', ']'])
+        .to_string();
+    let comma_hex = format!("{:x?}", &w[..4])
+        .trim_matches(['[', ']'])
+        .to_string();
+    vec![
+        lower,
+        upper,
+        spaced.trim_end().to_string(),
+        dec,
+        hex_list,
+        comma_hex,
+    ]
+}
+
+fn assert_no_demo_key(what: &str, text: &str) {
+    let o = ipsec_nic::ManualSaOptions::default();
+    for seed in [o.key_a_in, o.key_b_in, o.key_a_out] {
+        for needle in repeated_key_needles(seed) {
+            assert!(
+                !text.contains(&needle),
+                "{what} contains key bytes {needle:?}:\n{text}"
+            );
+        }
+    }
+}
+
+/// The needles do find a key rendered in each of those ways (the check is not vacuous).
+#[test]
+fn key_needles_find_rendered_keys() {
+    let key = [0xA1u8; 20];
+    let renderings = [
+        key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        key.iter().map(|b| format!("{b:02X}")).collect::<String>(),
+        format!("{key:?}"),
+        format!("{key:x?}"),
+        format!("{key:#04x?}").replace(['\n', ' '], ""),
+    ];
+    for r in renderings {
+        let hit = repeated_key_needles(0xA1).iter().any(|n| r.contains(n));
+        assert!(hit, "no needle matches {r}");
+    }
+}
+
+/// The in-memory demo's report, for every algorithm set, tunnel mode and IPv6, shows no key
+/// bytes.
+#[test]
+fn demo_report_has_no_key_bytes() {
+    use ipsec_nic::{Algorithms, ManualSaOptions, SaMode};
+    let mut runs: Vec<ManualSaOptions> = Algorithms::ALL
+        .iter()
+        .map(|a| ManualSaOptions {
+            algorithms: *a,
+            ..Default::default()
+        })
+        .collect();
+    runs.push(ManualSaOptions {
+        mode: SaMode::Tunnel,
+        ..Default::default()
+    });
+    runs.push(ManualSaOptions {
+        ipv6: true,
+        ..Default::default()
+    });
+    for o in runs {
+        let r = ipsec_nic::cli::demo::run(&o, 3, 1).unwrap();
+        assert_eq!((r.udp_received, r.echo_replies), (3, 1), "{o:?}");
+        assert!(!r.report.is_empty());
+        assert_no_demo_key(&format!("demo report {o:?}"), &r.report);
+        assert_no_demo_key(
+            &format!("demo result Debug {o:?}"),
+            &format!("{r:?}").replace(&format!("{:?}", r.pcap), ""),
+        );
+    }
+}
+
+/// `ipsec-nic demo --in-memory` with debug logging (-vv and RUST_LOG=debug), text and JSON:
+/// neither stdout nor stderr holds key bytes.
+#[test]
+fn demo_binary_output_and_debug_logs_have_no_key_bytes() {
+    let dir = std::env::temp_dir().join(format!("ipsec-nic-robust-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("demo.pcap");
+    for extra in [
+        &[][..],
+        &["--json"][..],
+        &["--algorithm", "aes-cbc-128-hmac-sha1"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ipsec-nic"))
+            .args([
+                "-vv",
+                "demo",
+                "--in-memory",
+                "--udp",
+                "3",
+                "--pings",
+                "1",
+                "--pcap",
+            ])
+            .arg(&pcap)
+            .args(extra)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "demo {extra:?} failed:\n{stdout}\n{stderr}"
+        );
+        assert!(!stdout.is_empty(), "demo {extra:?} printed nothing");
+        assert_no_demo_key(&format!("demo {extra:?} stdout"), &stdout);
+        assert_no_demo_key(&format!("demo {extra:?} stderr"), &stderr);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Keys through the WFP API: after `IPsecSaContextDeleteById0` on both hosts the NICs hold no
+/// SA (DELETE_SA reached them), and neither the NIC dumps, nor `Debug` of the topology, nor
+/// the statistics, nor GetById/Enum (before and after) show key bytes.
+#[test]
+fn keys_gone_after_sa_context_delete_through_the_public_api() {
+    use ipsec_nic::{A_V4, B_V4, ManualSaOptions, TwoHosts, manual_sa};
+    use std::net::SocketAddr;
+    let mut net = TwoHosts::standard().unwrap();
+    let sa = manual_sa(
+        &mut net,
+        &ManualSaOptions {
+            algorithms: ipsec_nic::Algorithms::AesCbc128HmacSha256,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    net.drive().unwrap();
+    let now = net.now();
+    let (src, dst) = (
+        SocketAddr::new(A_V4.into(), 5000),
+        SocketAddr::new(B_V4.into(), 6000),
+    );
+    net.a.stack_mut().send_udp(now, src, dst, b"x").unwrap();
+    net.drive().unwrap();
+    assert_eq!(net.b.nic_stats().rx_ok, 1);
+    let texts = |net: &TwoHosts| {
+        let mut t = vec![format!("{net:?}")];
+        for h in [&net.a, &net.b] {
+            t.push(h.miniport().dump());
+            t.push(format!("{:?}", h.nic_stats()));
+            t.push(format!("{:?}", h.stack().statistics()));
+            t.push(format!("{:?}", h.stack().bfe()));
+        }
+        t
+    };
+    for t in texts(&net) {
+        assert_no_demo_key("before delete", &t);
+    }
+    for (h, side) in [(&mut net.a, sa.a), (&mut net.b, sa.b)] {
+        let bfe = h.stack_mut().bfe_mut();
+        let c = bfe
+            .ipsec_sa_context_get_by_id1(side.engine, side.context)
+            .unwrap();
+        assert_no_demo_key("GetById1", &format!("{c:?}"));
+        let e = bfe
+            .ipsec_sa_context_create_enum_handle0(side.engine, None)
+            .unwrap();
+        let all = bfe.ipsec_sa_context_enum1(side.engine, e, 100).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_no_demo_key("Enum1", &format!("{all:?}"));
+        bfe.ipsec_sa_context_delete_by_id0(side.engine, side.context)
+            .unwrap();
+    }
+    net.drive().unwrap();
+    for h in [&net.a, &net.b] {
+        assert_eq!(
+            h.miniport().sa_count(),
+            (0, 0),
+            "{}: SAs left on the NIC",
+            h.name()
+        );
+        assert!(h.stack().bfe().sa_contexts().next().is_none());
+        assert!(h.stack().statistics().offload.delete_sa >= 2);
+    }
+    for t in texts(&net) {
+        assert_no_demo_key("after delete", &t);
+    }
+}
