@@ -38,6 +38,8 @@ pub struct BridgeStats {
     pub to_linux: u64,
     /// Frames the TAP refused.
     pub tap_errors: u64,
+    /// Receive or transmit calls on the port that failed (e.g. the link went away).
+    pub port_errors: u64,
 }
 
 /// One TAP device (or any frame port) joined to a host stack as its external stack.
@@ -95,7 +97,13 @@ impl<W: Wire> HostSide<W> {
     /// # Errors
     /// The port's receive error.
     pub fn ingress(&mut self, now: Duration, stack: &mut HostStack) -> Result<usize, WireError> {
-        let n = self.port.receive(now, &mut self.rx, BATCH)?;
+        let n = match self.port.receive(now, &mut self.rx, BATCH) {
+            Ok(n) => n,
+            Err(e) => {
+                self.stats.port_errors += 1;
+                return Err(e);
+            }
+        };
         let mut frames = core::mem::take(&mut self.rx);
         for f in frames.drain(..) {
             match classify(f.bytes()) {
@@ -176,7 +184,12 @@ impl<W: Wire> HostSide<W> {
             return Ok(());
         }
         let sent = self.tx.len() as u64;
-        self.port.transmit(now, &mut self.tx, &mut self.done)?;
+        if let Err(e) = self.port.transmit(now, &mut self.tx, &mut self.done) {
+            self.stats.port_errors += 1;
+            self.stats.tap_errors += sent;
+            self.tx.clear();
+            return Err(e);
+        }
         let mut errors = 0;
         let mut done = core::mem::take(&mut self.done);
         for f in done.drain(..) {

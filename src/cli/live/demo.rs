@@ -855,6 +855,7 @@ pub fn run(o: &LiveOptions, stop: &Arc<AtomicBool>) -> Result<LiveSummary, LiveE
             ("arp_replies", side.arp_replies),
             ("stack_to_linux", side.to_linux),
             ("tap_errors", side.tap_errors),
+            ("port_errors", side.port_errors),
         ]
         .into_iter()
         .map(|(n, v)| (n.to_owned(), v))

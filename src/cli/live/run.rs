@@ -68,6 +68,7 @@ fn bridge_extra(b: Option<BridgeStats>, running: bool, contexts: usize) -> BTree
             ("arp_replies", b.arp_replies),
             ("stack_to_linux", b.to_linux),
             ("tap_errors", b.tap_errors),
+            ("port_errors", b.port_errors),
         ] {
             m.insert(n.to_owned(), v);
         }
