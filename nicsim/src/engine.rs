@@ -30,10 +30,6 @@ use crate::table::{AH, Direction, ESP, SaEntry, SaTable};
 /// The NIC's table: SAs compiled into `ipsec` bundles.
 pub(crate) type Table = SaTable<Bundle>;
 
-/// Inbound SAs from which [`Engine::warm_rx`] walks a received batch first (below, the table
-/// fits in the caches and the pass would only cost).
-pub(crate) const WARM_MIN_INBOUND: usize = 4096;
-
 const ETH_HEADER: usize = 14;
 const VLAN_TAG: usize = 4;
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -190,52 +186,6 @@ impl<'a> Engine<'a> {
                 s
             }
         }
-    }
-
-    /// Before a received batch: with a large table ([`WARM_MIN_INBOUND`] inbound SAs or
-    /// more), look up every frame's SA once and read a little of each entry, so the cache
-    /// misses of the whole batch (index, slot, entry, the bundle's transforms, counters)
-    /// overlap instead of stalling each frame in turn; [`Engine::receive`] then finds them
-    /// cached. A small table stays cache-resident and skips the pass. Changes nothing.
-    pub(crate) fn warm_rx(&self, frames: &[Frame]) {
-        if self.table.len().0 >= WARM_MIN_INBOUND {
-            core::hint::black_box(self.warm_rx_all(frames));
-        }
-    }
-
-    /// The pass of [`Engine::warm_rx`], unconditionally; returns how many frames' entries
-    /// it found.
-    pub(crate) fn warm_rx_all(&self, frames: &[Frame]) -> usize {
-        let ports = self.table.encap_ports();
-        let mut found = 0;
-        let mut acc = 0u64;
-        for f in frames {
-            let bytes = f.bytes();
-            let Some(packet) = ip_range(bytes).and_then(|r| bytes.get(r)) else {
-                continue;
-            };
-            let (k, proto) = match ipsec::classify(packet, ports) {
-                Ok(Classified::Esp(k)) => (k, Protocol::Esp),
-                Ok(Classified::Ah(k)) => (k, Protocol::Ah),
-                _ => continue,
-            };
-            let port = k.udp_encap.map(|u| u.local_port);
-            if let Some(e) = self
-                .table
-                .lookup_inbound(k.spi, proto.ip_protocol(), k.dst, port)
-            {
-                found += 1;
-                let (head, tail) = e.crypto.overhead();
-                acc = acc
-                    .wrapping_add(e.last_used.load(core::sync::atomic::Ordering::Relaxed))
-                    .wrapping_add(e.highest(ESP))
-                    .wrapping_add(e.info.sas.first().map_or(0, |s| u64::from(s.spi)))
-                    .wrapping_add(e.counters.snapshot().packets)
-                    .wrapping_add((head ^ tail) as u64);
-            }
-        }
-        core::hint::black_box(acc);
-        found
     }
 
     /// Process one received frame; fills `frame.rx`.

@@ -202,7 +202,6 @@ impl Shared {
         {
             let table = self.read();
             let engine = Engine::new(&table, &self.counters, now_ns);
-            engine.warm_rx(frames);
             for f in frames.iter_mut() {
                 engine.receive(f);
             }
@@ -361,7 +360,6 @@ impl Nic {
     pub fn process_rx(&self, now: Duration, frames: &mut [Frame]) {
         let table = self.shared.read();
         let engine = Engine::new(&table, &self.shared.counters, nanos(now));
-        engine.warm_rx(frames);
         for f in frames {
             engine.receive(f);
         }
@@ -1438,58 +1436,5 @@ mod tests {
         let _ = refused;
         assert_eq!(a.sa_count(), (0, 4));
         assert_eq!(a.stats().sa_deleted, 300);
-    }
-
-    #[test]
-    fn large_table_warms_the_batch_and_still_decrypts() {
-        use crate::engine::{Engine, WARM_MIN_INBOUND};
-        let n = WARM_MIN_INBOUND as u32 + 4;
-        let cfg = NicConfig {
-            table: TableConfig {
-                inbound_capacity: n as usize,
-                ..TableConfig::default()
-            },
-            ..NicConfig::default()
-        };
-        let b = Nic::new(cfg, MemWire::pair().0);
-        let dst = IpAddr::V4(HB);
-        let p = |i: u32| {
-            sa(
-                Protocol::Esp,
-                Encryption::AesGcm128,
-                Integrity::None,
-                Mode::Transport,
-                0x1000 + i,
-                (i % 200) as u8,
-            )
-        };
-        for i in 0..n {
-            b.add_sa(inbound(vec![p(i)], Some(dst))).unwrap();
-        }
-        // Frames for three SAs spread over the table, plus one in the clear.
-        let mut frames: Vec<Frame> = [3u32, n / 2, n - 1]
-            .iter()
-            .map(|&i| {
-                let h = host(&[p(i)]);
-                let mut f = framed(&[&h], 1, &udp4(HA, HB));
-                h.protect(&mut f.bytes_mut()[14..], BundleSeqHi::default())
-                    .unwrap();
-                f
-            })
-            .collect();
-        let clear = framed(&[], 1, &udp4(HA, HB));
-        frames.push(clear);
-        {
-            let table = b.shared.read();
-            let engine = Engine::new(&table, &b.shared.counters, 0);
-            assert_eq!(engine.warm_rx_all(&frames), 3);
-        }
-        b.process_rx(T0, &mut frames);
-        for f in &frames[..3] {
-            assert!(f.rx.crypto_done);
-            assert_eq!(f.rx.status, CryptoStatus::Success);
-            assert!(contains(f.bytes(), MARKER));
-        }
-        assert!(!frames[3].rx.crypto_done);
     }
 }
