@@ -259,6 +259,7 @@ pub enum HostSide {
 /// provider = "fastest"                # "fastest" | "rustcrypto" | "aws-lc"
 /// nic_capacity = 16                   # SAs per direction the NIC holds, 1..=65536
 /// replay_window = 64                  # 32..=65536 (default: what the inbound SAs say)
+/// clear_icmp = false                  # true: ICMP/ICMPv6 between the selectors stays in clear
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostSection {
@@ -283,9 +284,12 @@ pub struct HostSection {
     pub nic_capacity: usize,
     /// Anti-replay window; `None`: from the inbound SAs.
     pub replay_window: Option<u32>,
+    /// Exempt ICMP/ICMPv6 from the IPsec filters (a permit filter per layer at the IKE
+    /// exemption weight, as the Manual SA scenario does), so `ping` works in clear.
+    pub clear_icmp: bool,
 }
 
-const HOST_FIELDS: [&str; 11] = [
+const HOST_FIELDS: [&str; 12] = [
     "name",
     "mac",
     "addresses",
@@ -297,6 +301,7 @@ const HOST_FIELDS: [&str; 11] = [
     "provider",
     "nic_capacity",
     "replay_window",
+    "clear_icmp",
 ];
 
 /// Parse the `[host]` section of config `text` (`None`: the file has none); `name` is the
@@ -479,6 +484,11 @@ fn parse_host_section(name: &str, v: &toml::Value) -> Result<HostSection, Config
         Some(toml::Value::Boolean(b)) => *b,
         Some(_) => return Err(err("offload", "expected true or false".into())),
     };
+    let clear_icmp = match t.get("clear_icmp") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => return Err(err("clear_icmp", "expected true or false".into())),
+    };
     let provider = match string("provider")?.unwrap_or("fastest") {
         "fastest" => ipsec::ProviderKind::fastest(),
         "rustcrypto" => ipsec::ProviderKind::RustCrypto,
@@ -523,6 +533,7 @@ fn parse_host_section(name: &str, v: &toml::Value) -> Result<HostSection, Config
         provider,
         nic_capacity,
         replay_window,
+        clear_icmp,
     })
 }
 
@@ -896,6 +907,11 @@ encryption_key = "0001020304050607080910111213141516171819"
         assert_eq!(h.host_side, HostSide::Namespace("blue".into()));
         assert!(h.offload);
         assert_eq!((h.nic_capacity, h.replay_window), (16, None));
+        assert!(!h.clear_icmp);
+        let on = parse_host("h.toml", &format!("{text}clear_icmp = true\n"))
+            .unwrap()
+            .unwrap();
+        assert!(on.clear_icmp);
         assert_eq!(parse_host("h.toml", SA).unwrap(), None);
     }
 
@@ -944,6 +960,11 @@ encryption_key = "0001020304050607080910111213141516171819"
                 "wire_tap = \"w0\"",
                 "wire_tap = \"w0\"\nnic_capacity = 0",
                 "[host]: nic_capacity: ",
+            ),
+            (
+                "wire_tap = \"w0\"",
+                "wire_tap = \"w0\"\nclear_icmp = 1",
+                "[host]: clear_icmp: ",
             ),
             (
                 "wire_tap = \"w0\"",

@@ -113,6 +113,10 @@ pub struct InstallOptions {
     /// Give an outbound SA without an inbound partner in the file an inbound bundle of its
     /// own (its transforms and keys, SPI from `IPsecSaContextGetSpi0`) instead of failing.
     pub receive_only_partner: bool,
+    /// Exempt ICMP (ICMPv6) from every IPsec filter's layer: one `FWP_ACTION_PERMIT` filter per
+    /// layer at weight `FWPM_WEIGHT_RANGE_IKE_EXEMPTIONS` matching the protocol, as the Manual
+    /// SA scenario does, so echo requests and replies cross in clear.
+    pub clear_icmp: bool,
 }
 
 /// Install every SA of `file` into `host` through its WFP engine (see the
@@ -484,7 +488,7 @@ pub fn install_with(
     let mut out = Installed::default();
     let mut filters: HashMap<Selectors, [u64; 2]> = HashMap::new();
     for plan in &plans {
-        match install_one(bfe, file, plan, &mut created, &mut filters) {
+        match install_one(bfe, file, opts.clear_icmp, plan, &mut created, &mut filters) {
             Ok(c) => out.contexts.push(c),
             Err(e) => {
                 created.rollback(bfe);
@@ -520,6 +524,7 @@ pub fn install_with(
 fn install_one(
     bfe: &mut Bfe,
     file: &SaFile,
+    clear_icmp: bool,
     plan: &Plan,
     created: &mut Created,
     filters: &mut HashMap<Selectors, [u64; 2]>,
@@ -540,7 +545,7 @@ fn install_one(
     let ids = match filters.get(&sel) {
         Some(ids) => *ids,
         None => {
-            let ids = add_filters(bfe, engine, first, &sel, created)?;
+            let ids = add_filters(bfe, engine, first, &sel, created, clear_icmp)?;
             filters.insert(sel, ids);
             ids
         }
@@ -629,6 +634,7 @@ fn add_filters(
     sa: &SaConfig,
     sel: &Selectors,
     created: &mut Created,
+    clear_icmp: bool,
 ) -> Result<[u64; 2], InstallError> {
     let v6 = sel.local.addr.is_ipv6();
     let tunnel = sel.tunnel.is_some() || sa.params.mode == Mode::Tunnel;
@@ -689,6 +695,32 @@ fn add_filters(
             .map_err(|e| wfp_err(sa, "FwpmFilterAdd0", e))?;
         created.filters.push(id);
         *slot = id;
+        if clear_icmp {
+            let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
+            let exemption = FwpmFilter0 {
+                display_data: FwpmDisplayData0::named("ipsec-nic SA config ICMP exemption"),
+                layer_key: layer,
+                weight: FwpValue0::Uint8(FWPM_WEIGHT_RANGE_IKE_EXEMPTIONS),
+                filter_condition: vec![
+                    addr_condition(FWPM_CONDITION_IP_LOCAL_ADDRESS, sel.local),
+                    addr_condition(FWPM_CONDITION_IP_REMOTE_ADDRESS, sel.remote),
+                    FwpmFilterCondition0::new(
+                        FWPM_CONDITION_IP_PROTOCOL,
+                        FWP_MATCH_EQUAL,
+                        FwpConditionValue0::Uint8(icmp),
+                    ),
+                ],
+                action: FwpmAction0 {
+                    action_type: FWP_ACTION_PERMIT,
+                    callout_key: Guid::NULL,
+                },
+                ..Default::default()
+            };
+            let id = bfe
+                .fwpm_filter_add0(engine, &exemption, None)
+                .map_err(|e| wfp_err(sa, "FwpmFilterAdd0", e))?;
+            created.filters.push(id);
+        }
     }
     Ok(ids)
 }
@@ -722,18 +754,66 @@ mod tests {
     }
 
     fn classify_out(h: &Host, src: &str, dst: &str) -> ClassifyAction {
+        classify_proto(h, src, dst, 17)
+    }
+
+    fn classify_proto(h: &Host, src: &str, dst: &str, protocol: u8) -> ClassifyAction {
         h.stack()
             .bfe()
             .classify(&ClassifyValues {
                 layer: FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
                 local_addr: src.parse().unwrap(),
                 remote_addr: dst.parse().unwrap(),
-                protocol: 17,
+                protocol,
                 local_port: 1,
                 remote_port: 2,
                 local_address_type: NlAddressType::Unicast,
             })
             .action
+    }
+
+    #[test]
+    fn clear_icmp_exempts_icmp_only_and_rolls_back_with_the_rest() {
+        let f = file(&format!(
+            "{}{}",
+            sa(0x1001, "outbound", "192.0.2.1", "192.0.2.2", ""),
+            sa(0x2002, "inbound", "192.0.2.1", "192.0.2.2", "")
+        ));
+        // Without the option ICMP is protected like everything else between the selectors.
+        let mut h = host(true);
+        install(&mut h, &f).expect("install");
+        assert!(matches!(
+            classify_proto(&h, "192.0.2.1", "192.0.2.2", 1),
+            ClassifyAction::Callout { .. }
+        ));
+        let opts = InstallOptions {
+            clear_icmp: true,
+            ..Default::default()
+        };
+        let mut h = host(true);
+        let got = install_with(&mut h, &f, &opts).expect("install");
+        assert_eq!(
+            classify_proto(&h, "192.0.2.1", "192.0.2.2", 1),
+            ClassifyAction::Permit
+        );
+        assert!(matches!(
+            classify_proto(&h, "192.0.2.1", "192.0.2.2", 17),
+            ClassifyAction::Callout { filter_id, .. } if filter_id == got.contexts[0].filters[1]
+        ));
+        // A failing install removes the exemptions too.
+        let bad = file(&format!(
+            "{}{}{}",
+            sa(0x1001, "outbound", "192.0.2.1", "192.0.2.2", ""),
+            sa(0x2002, "inbound", "192.0.2.1", "192.0.2.2", ""),
+            sa(0x2002, "inbound", "192.0.2.1", "192.0.2.3", "")
+        ));
+        let mut h = host(false);
+        assert!(install_with(&mut h, &bad, &opts).is_err());
+        assert_eq!(h.stack().bfe().sa_contexts().count(), 0);
+        assert_eq!(
+            classify_out(&h, "192.0.2.1", "192.0.2.2"),
+            ClassifyAction::Permit
+        );
     }
 
     #[test]
@@ -784,6 +864,7 @@ mod tests {
         assert_eq!(h.stack().bfe().sa_contexts().count(), 0);
         let opts = InstallOptions {
             receive_only_partner: true,
+            ..Default::default()
         };
         let got = install_with(&mut h, &f, &opts).expect("with partner");
         let c = &got.contexts[0];

@@ -350,6 +350,7 @@ pub fn process(
     let (mut host, mut wire) = host_for(sas, input, op, software)?;
     let opts = InstallOptions {
         receive_only_partner: true,
+        ..Default::default()
     };
     let installed =
         install::install_with(&mut host, sas, &opts).map_err(|e| ProcessError(e.to_string()))?;

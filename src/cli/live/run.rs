@@ -146,7 +146,11 @@ pub fn run(
     cfg.buffers = 1024;
     let mut host = Host::new(&cfg, wire).map_err(|e| format!("host {}: {e}", h.name))?;
     let start = Instant::now();
-    let installed = crate::cli::install::install(&mut host, &file)
+    let opts = crate::cli::install::InstallOptions {
+        clear_icmp: h.clear_icmp,
+        ..Default::default()
+    };
+    let installed = crate::cli::install::install_with(&mut host, &file, &opts)
         .map_err(|e| format!("{}: {e}", o.config.display()))?;
     let contexts = installed.contexts.len();
     if side.is_some() {
