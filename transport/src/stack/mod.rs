@@ -1674,10 +1674,11 @@ impl HostStack {
     fn deliver_checked(
         &mut self,
         now: Duration,
-        nbl: &Nbl,
+        nbl: &mut Nbl,
         range: core::ops::Range<usize>,
         secured: Option<u64>,
     ) {
+        let base = range.start;
         let Some(pkt) = nbl.buffer.get(range) else {
             return self.drop_malformed();
         };
@@ -1790,11 +1791,24 @@ impl HostStack {
             return self.drop_in(|_| {});
         };
         out.reset(HEADROOM);
-        let (range, payload) = match kind {
-            Delivered::Udp(_) => (p.l4.start + 8..p.l4.end, true),
-            _ => (0..p.total, false),
+        let range = match kind {
+            Delivered::Udp(_) => p.l4.start + 8..p.l4.end,
+            _ => 0..p.total,
         };
-        let _ = payload;
+        if nbl.buffer.len() >= BUFFER_LEN {
+            // No copy: the received buffer goes up with the delivered data, and the pool's
+            // buffer goes back to the miniport in its place (as a full-size buffer it is a
+            // valid send buffer later; smaller received buffers, e.g. from a TAP port, are
+            // copied instead so the pool only ever holds BUFFER_LEN buffers).
+            let abs = base.saturating_add(range.start)..base.saturating_add(range.end);
+            if nbl.buffer.get(abs.clone()).is_some() {
+                core::mem::swap(&mut out.buffer, &mut nbl.buffer);
+                out.data = abs;
+                self.stats.inbound.delivered += 1;
+                self.delivered.push_back((kind, out));
+                return;
+            }
+        }
         if !out.fill(HEADROOM, pkt.get(range).unwrap_or(&[])) {
             self.pool.push(out);
             self.stats.inbound.no_buffer += 1;
