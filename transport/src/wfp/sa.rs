@@ -5,7 +5,9 @@
 //! `Created` --GetSpi0/1 or SetSpi0--> `SpiAssigned` --AddInbound0/1--> `InboundAdded`
 //! --AddOutbound0/1--> `Complete`; `Expire0` (from `InboundAdded` or `Complete`) -->
 //! `Expiring` (outbound SA removed at once, inbound kept for [`EXPIRE_GRACE_PERIOD`], then the
-//! context is deleted). Any call out of this order gives `FWP_E_INCOMPATIBLE_SA_STATE`.
+//! context is deleted). Any call out of this order gives `FWP_E_INCOMPATIBLE_SA_STATE`, with
+//! one exception: GetSpi0/1 repeated with identical inbound traffic succeeds in any state after
+//! `Created` and returns the same SPI (see Decisions).
 //!
 //! # Decisions (documented emulator choices)
 //! - `ipsecFilterId` must name a filter at the matching transport layer (Create: the
@@ -13,7 +15,8 @@
 //!   whose action is a built-in IPsec callout (transport callout for transport traffic,
 //!   tunnel callout for tunnel traffic, where the id stands in for `tunnelPolicyId` because
 //!   `FwpmIPsecTunnelAdd` is not emulated); otherwise `FWP_E_FILTER_NOT_FOUND`.
-//! - GetSpi may be repeated with identical inbound traffic (same SPI returned); different
+//! - GetSpi may be repeated with identical inbound traffic (same SPI returned, state unchanged,
+//!   also in `InboundAdded` and `Complete`); different
 //!   traffic, or inbound addresses that differ from the context's, give
 //!   `FWP_E_TRAFFIC_MISMATCH`.
 //! - SPIs come from a deterministic generator seeded per [`Bfe`] ([`Bfe::with_seed`]); they
