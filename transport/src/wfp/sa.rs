@@ -6,8 +6,8 @@
 //! --AddOutbound0/1--> `Complete`; `Expire0` (from `InboundAdded` or `Complete`) -->
 //! `Expiring` (outbound SA removed at once, inbound kept for [`EXPIRE_GRACE_PERIOD`], then the
 //! context is deleted). Any call out of this order gives `FWP_E_INCOMPATIBLE_SA_STATE`, with
-//! one exception: GetSpi0/1 repeated with identical inbound traffic succeeds in any state after
-//! `Created` and returns the same SPI (see Decisions).
+//! one exception: GetSpi0/1 repeated with identical inbound traffic succeeds in `SpiAssigned`,
+//! `InboundAdded` and `Complete` and returns the same SPI (see Decisions).
 //!
 //! # Decisions (documented emulator choices)
 //! - `ipsecFilterId` must name a filter at the matching transport layer (Create: the
