@@ -1812,6 +1812,23 @@ fn udp_encapsulated_esp_round_trip_and_port_validation() {
             recv_all(&mut w.a.stack),
             vec![b"b to a over nat-t".to_vec()]
         );
+        // A NAT-keepalive and an IKE message on port 4500 (RFC 3948 §2.2, §2.3) are
+        // consumed and counted: not delivered, not dropped.
+        let before = w.b.stack.ipsec_get_statistics1();
+        for payload in [&[0xffu8][..], &[0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8][..]] {
+            w.b.nic.deliver(&nat_t_frame(&fa[0], payload));
+        }
+        w.poll();
+        assert!(recv_all(&mut w.b.stack).is_empty());
+        let inbound = w.b.stack.statistics().inbound;
+        assert_eq!((inbound.nat_keepalives, inbound.ike_messages), (1, 1));
+        assert_eq!(inbound.malformed, 0);
+        assert_eq!(
+            w.b.stack
+                .ipsec_get_statistics1()
+                .aggregate_drop_packet_statistics,
+            before.aggregate_drop_packet_statistics
+        );
         // B's inbound SA now expects the peer's ESP on UDP port 4501 (its NAT mapping
         // changed); A still sends to 4500, which B recognises as NAT-T (another port of
         // its SAs) but which is not this SA's port.
@@ -1841,6 +1858,21 @@ fn udp_encapsulated_esp_round_trip_and_port_validation() {
         assert_eq!(drops.udp_esp_validation_failures_on_inbound, 1);
         assert_eq!(drops.total_drop_packets_inbound, 1);
     }
+}
+
+/// A frame with `template`'s Ethernet, IPv4 and UDP headers (an ESP-in-UDP frame) and
+/// `payload` as the UDP payload: lengths and the IPv4 header checksum fixed, UDP checksum 0.
+fn nat_t_frame(template: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut f = template[..14 + 28].to_vec();
+    f.extend_from_slice(payload);
+    let ip_len = (28 + payload.len()) as u16;
+    f[14 + 2..14 + 4].copy_from_slice(&ip_len.to_be_bytes());
+    f[14 + 10..14 + 12].fill(0);
+    let sum = ipsec::wire::internet_checksum(&f[14..14 + 20]);
+    f[14 + 10..14 + 12].copy_from_slice(&sum.to_be_bytes());
+    f[14 + 24..14 + 26].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    f[14 + 26..14 + 28].fill(0);
+    f
 }
 
 // ------------------------------------------------------------------ IPsec v2 (IPv6, ESN)

@@ -101,6 +101,8 @@ pub fn host_counters(host: &Host, uptime_s: f64) -> HostCounters {
         ("nic_processed", s.inbound.nic_processed),
         ("software_processed", s.inbound.software_processed),
         ("echo_replies_sent", s.inbound.echo_replies_sent),
+        ("nat_keepalives", s.inbound.nat_keepalives),
+        ("ike_messages", s.inbound.ike_messages),
         ("active_sas", u64::from(agg.active_sas)),
         ("offloaded_sas", u64::from(agg.offloaded_sas)),
         ("add_sa_ok", s.offload.add_sa_ok),

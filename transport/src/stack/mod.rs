@@ -1549,7 +1549,14 @@ impl HostStack {
             Ok(Classified::Clear { .. }) => {
                 return self.deliver_checked(now, nbl, ip_range, None);
             }
-            Ok(Classified::NatKeepalive | Classified::Ike) => return,
+            Ok(Classified::NatKeepalive) => {
+                self.stats.inbound.nat_keepalives += 1;
+                return;
+            }
+            Ok(Classified::Ike) => {
+                self.stats.inbound.ike_messages += 1;
+                return;
+            }
             Err(_) => return self.drop_malformed(),
         };
         if info.sa_delete_req {

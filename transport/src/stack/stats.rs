@@ -135,6 +135,12 @@ pub struct InboundCounters {
     pub delivered: u64,
     /// Echo requests answered by the stack.
     pub echo_replies_sent: u64,
+    /// NAT-keepalives (one `0xFF` byte, RFC 3948 §2.3) received on a NAT-T port: consumed,
+    /// neither delivered nor dropped.
+    pub nat_keepalives: u64,
+    /// IKE messages (behind the non-ESP marker, RFC 3948 §2.2) received on a NAT-T port:
+    /// consumed and not delivered, because this emulator keys SAs manually and runs no IKE.
+    pub ike_messages: u64,
 }
 
 /// Offload management counters.
