@@ -84,6 +84,7 @@ mod classify;
 pub mod crypto;
 mod error;
 pub mod esn;
+pub mod hash;
 pub mod params;
 pub mod replay;
 mod seq;

@@ -26,11 +26,10 @@
 //! delete.
 
 use core::fmt::Write as _;
-use core::hash::{BuildHasherDefault, Hasher};
 use core::net::IpAddr;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::collections::HashMap;
 
+use ipsec::hash::KeyHashMap;
 use ipsec::{Encryption, Integrity, Mode, ParamError, Protocol, SaParams, UdpEncap};
 
 use crate::frame::SaHandle;
@@ -334,53 +333,6 @@ impl InKey {
     }
 }
 
-/// A small fast hasher for the inbound index (multiply-rotate; the keys are inserted by the
-/// host, so flooding resistance is not needed: lookups from the wire never insert).
-#[derive(Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl KeyHasher {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    #[inline]
-    fn mix(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 29)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            for (d, s) in b.iter_mut().zip(chunk) {
-                *d = *s;
-            }
-            self.mix(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.mix(u64::from(i));
-    }
-    fn write_u16(&mut self, i: u16) {
-        self.mix(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.mix(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.mix(i);
-    }
-    fn write_u128(&mut self, i: u128) {
-        self.mix(i as u64);
-        self.mix((i >> 64) as u64);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
-}
-
 /// The SA table. See the module docs.
 #[derive(Debug)]
 pub struct SaTable<C> {
@@ -389,7 +341,7 @@ pub struct SaTable<C> {
     free: Vec<u32>,
     inbound_len: usize,
     outbound_len: usize,
-    inbound: HashMap<InKey, u32, BuildHasherDefault<KeyHasher>>,
+    inbound: KeyHashMap<InKey, u32>,
     /// UDP-ESP parser entries with reference counts.
     encap: Vec<(EncapEntry, usize)>,
     /// The ports of `encap`, for `ipsec::classify`.
@@ -416,7 +368,7 @@ impl<C> SaTable<C> {
             free: Vec::new(),
             inbound_len: 0,
             outbound_len: 0,
-            inbound: HashMap::default(),
+            inbound: KeyHashMap::default(),
             encap: Vec::new(),
             encap_ports: Vec::new(),
             victim: AtomicU64::new(0),

@@ -126,9 +126,10 @@ pub mod stats;
 
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use ipsec::hash::KeyHashMap;
 use ipsec::{
     Bundle, BundleSeq, Classified, CryptoError, Mode, Protocol, ProviderKind, ReplayWindow,
     SaParams, SeqCounter, esn,
@@ -366,8 +367,8 @@ pub struct HostStack {
     pool: Vec<Nbl>,
     rx_work: Vec<Nbl>,
     tx_batch: Vec<Nbl>,
-    sas: HashMap<u64, CtxState>,
-    by_spi: HashMap<u32, u64>,
+    sas: KeyHashMap<u64, CtxState>,
+    by_spi: KeyHashMap<u32, u64>,
     udp_ports: Vec<u16>,
     caps: Option<OffloadCapabilities>,
     nic_offload_on: bool,
@@ -437,8 +438,8 @@ impl HostStack {
             }),
             bfe,
             engine,
-            sas: HashMap::new(),
-            by_spi: HashMap::new(),
+            sas: KeyHashMap::default(),
+            by_spi: KeyHashMap::default(),
             udp_ports: Vec::new(),
             caps: None,
             nic_offload_on: false,

@@ -94,14 +94,15 @@ impl Sum {
     /// Add `data` as big-endian 16-bit words (an odd last byte padded with zero).
     ///
     /// RFC 1071 §2 (B) and (C): the one's-complement sum is independent of byte order and
-    /// can be computed in wider words, folding the carries once at the end. Big-endian 32-bit
-    /// words are summed into a 64-bit accumulator per block of at most 2^20 words (each word
-    /// is < 2^32, so a block sum is < 2^52: no overflow, and the loop vectorizes); block sums
-    /// are added with end-around carry. The result equals the 16-bit word-by-word sum for any
-    /// length.
+    /// can be computed in wider words, folding the carries once at the end. `data` is summed
+    /// as *little-endian* 32-bit words (no byte swap per word, so the loop vectorizes with
+    /// baseline SSE2) into a 64-bit accumulator per block of at most 2^20 words (each word is
+    /// < 2^32, so a block sum is < 2^52: no overflow); block sums are added with end-around
+    /// carry, folded to 16 bits and byte-swapped once, which gives the big-endian sum (B).
+    /// The result equals the 16-bit word-by-word sum for any length (tested).
     fn add(&mut self, data: &[u8]) {
         const BLOCK: usize = 4 << 20;
-        let mut acc = u64::from(self.0);
+        let mut acc = 0u64;
         let mut add = |x: u64| {
             let (sum, carry) = acc.overflowing_add(x);
             acc = sum + u64::from(carry);
@@ -112,24 +113,28 @@ impl Sum {
             for c in &mut words {
                 let mut w = [0u8; 4];
                 w.copy_from_slice(c);
-                s += u64::from(u32::from_be_bytes(w));
+                s += u64::from(u32::from_le_bytes(w));
             }
             add(s);
             let mut pairs = words.remainder().chunks_exact(2);
             for c in &mut pairs {
                 if let &[a, b] = c {
-                    add(u64::from(u16::from_be_bytes([a, b])));
+                    add(u64::from(u16::from_le_bytes([a, b])));
                 }
             }
             if let &[a] = pairs.remainder() {
-                add(u64::from(u16::from_be_bytes([a, 0])));
+                add(u64::from(u16::from_le_bytes([a, 0])));
             }
         }
         while acc > 0xFFFF {
             acc = (acc & 0xFFFF) + (acc >> 16);
         }
-        // INVARIANT: the loop above left `acc` <= 0xFFFF.
-        self.0 = acc as u32;
+        // INVARIANT: the loop above left `acc` <= 0xFFFF, and `self.0` is <= 0xFFFF.
+        let mut total = self.0 + u32::from((acc as u16).swap_bytes());
+        if total > 0xFFFF {
+            total = (total & 0xFFFF) + (total >> 16);
+        }
+        self.0 = total;
     }
     fn finish(self) -> u16 {
         !(self.0 as u16)

@@ -45,8 +45,10 @@
 
 use core::cmp::Reverse;
 use core::net::IpAddr;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+
+use ipsec::hash::KeyHashMap;
 
 use super::consts::*;
 use super::engine::{Access, Bfe, EngineHandle, EnumHandle, EnumKind, EnumState, State};
@@ -263,8 +265,8 @@ fn remove_id(list: &mut Vec<Entry>, id: u64) {
 struct SublayerIndex {
     key: Guid,
     weight: u16,
-    by_remote: HashMap<u128, Vec<Entry>>,
-    by_protocol: HashMap<u128, Vec<Entry>>,
+    by_remote: KeyHashMap<u128, Vec<Entry>>,
+    by_protocol: KeyHashMap<u128, Vec<Entry>>,
     wildcard: Vec<Entry>,
     count: usize,
 }
@@ -314,7 +316,7 @@ impl SublayerIndex {
 /// Per layer, its sublayers (highest weight first) with their filter lists.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ClassifyIndex {
-    layers: HashMap<Guid, Vec<SublayerIndex>>,
+    layers: KeyHashMap<Guid, Vec<SublayerIndex>>,
 }
 
 impl ClassifyIndex {
@@ -340,8 +342,8 @@ impl ClassifyIndex {
                     SublayerIndex {
                         key: sublayer,
                         weight: sublayer_weight,
-                        by_remote: HashMap::new(),
-                        by_protocol: HashMap::new(),
+                        by_remote: KeyHashMap::default(),
+                        by_protocol: KeyHashMap::default(),
                         wildcard: Vec::new(),
                         count: 0,
                     },

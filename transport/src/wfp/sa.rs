@@ -706,8 +706,22 @@ impl Bfe {
                 }
             }
         });
+        // Only this bundle's usage changed and the clock did not move (every `tick`, session
+        // close and commit processes all lifetimes), so only this bundle can have crossed a
+        // threshold: check it alone instead of walking every SA context per packet.
         let now = self.now;
-        self.tick(now);
+        let due = self
+            .committed()
+            .sa_contexts
+            .get(&id)
+            .and_then(|sa| sa.bundle(direction))
+            .is_some_and(|b| {
+                let (hard, soft) = lifetime_status(b, now);
+                hard || (soft && !b.usage.soft_expired)
+            });
+        if due {
+            self.tick(now);
+        }
         Ok(())
     }
 
