@@ -147,7 +147,7 @@ use packet::{FiveTuple, PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP};
 pub use stats::*;
 
 use crate::wfp::{
-    Bfe, ClassifyAction, ClassifyValues, EngineHandle, FWP_DIRECTION_INBOUND,
+    Bfe, ClassifyAction, ClassifyCache, ClassifyValues, EngineHandle, FWP_DIRECTION_INBOUND,
     FWP_DIRECTION_OUTBOUND, FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4,
     FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V6, FWPM_LAYER_INBOUND_TRANSPORT_V4,
     FWPM_LAYER_INBOUND_TRANSPORT_V6, FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
@@ -367,6 +367,8 @@ pub struct HostStack {
     pool: Vec<Nbl>,
     rx_work: Vec<Nbl>,
     tx_batch: Vec<Nbl>,
+    /// Per-flow filter decisions (validated against the Bfe's classify generation).
+    classify_cache: ClassifyCache,
     sas: KeyHashMap<u64, CtxState>,
     by_spi: KeyHashMap<u32, u64>,
     udp_ports: Vec<u16>,
@@ -438,6 +440,7 @@ impl HostStack {
             }),
             bfe,
             engine,
+            classify_cache: ClassifyCache::new(),
             sas: KeyHashMap::default(),
             by_spi: KeyHashMap::default(),
             udp_ports: Vec::new(),
@@ -1278,7 +1281,9 @@ impl HostStack {
             return self.drop_out(nbl);
         };
         let t = p.tuple;
-        let result = self.bfe.classify(&Self::classify_values(&t, true));
+        let result = self
+            .classify_cache
+            .classify(&self.bfe, &Self::classify_values(&t, true));
         let (next_hop, disposition) = match result.action {
             ClassifyAction::Block => {
                 self.stats.outbound.blocked += 1;
@@ -1712,7 +1717,11 @@ impl HostStack {
             if !matches {
                 return self.drop_in(|d| inc32(&mut d.receive_over_incorrect_sa_inbound));
             }
-            match self.bfe.classify(&Self::classify_values(&t, false)).action {
+            match self
+                .classify_cache
+                .classify(&self.bfe, &Self::classify_values(&t, false))
+                .action
+            {
                 ClassifyAction::Block => {
                     self.stats.inbound.blocked += 1;
                     return self.drop_in(|_| {});
@@ -1728,7 +1737,11 @@ impl HostStack {
                 _ => {}
             }
         } else {
-            match self.bfe.classify(&Self::classify_values(&t, false)).action {
+            match self
+                .classify_cache
+                .classify(&self.bfe, &Self::classify_values(&t, false))
+                .action
+            {
                 ClassifyAction::Block => {
                     self.stats.inbound.blocked += 1;
                     return self.drop_in(|_| {});

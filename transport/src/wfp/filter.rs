@@ -47,6 +47,7 @@ use core::cmp::Reverse;
 use core::net::IpAddr;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipsec::hash::KeyHashMap;
 
@@ -317,6 +318,17 @@ impl SublayerIndex {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ClassifyIndex {
     layers: KeyHashMap<Guid, Vec<SublayerIndex>>,
+    /// Identifies the index's content: a fresh value from [`next_generation`] on every change,
+    /// kept by clones (transaction snapshots), so equal generations mean equal content.
+    generation: u64,
+}
+
+/// Process-wide source of index generations (unique across every `Bfe`, so a generation
+/// never names two different contents, even across transaction rollbacks).
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl ClassifyIndex {
@@ -331,6 +343,7 @@ impl ClassifyIndex {
         if rec.compiled.decision == Decision::Continue {
             return;
         }
+        self.generation = next_generation();
         let subs = self.layers.entry(layer).or_default();
         let pos = match subs.iter().position(|s| s.key == sublayer) {
             Some(p) => p,
@@ -377,6 +390,7 @@ impl ClassifyIndex {
         if rec.compiled.decision == Decision::Continue {
             return;
         }
+        self.generation = next_generation();
         let Some(subs) = self.layers.get_mut(&layer) else {
             return;
         };
@@ -412,6 +426,77 @@ impl ClassifyIndex {
         if sl.count == 0 {
             subs.remove(pos);
         }
+    }
+}
+
+/// Slots of a [`ClassifyCache`] (a power of two).
+const CACHE_SLOTS: usize = 64;
+
+#[derive(Clone, Copy, Debug)]
+struct CacheSlot {
+    generation: u64,
+    values: ClassifyValues,
+    result: ClassifyResult,
+}
+
+/// A data path's cache of classifications: per flow (the [`ClassifyValues`]), the result of
+/// [`Bfe::classify`] under the [`Bfe::classify_generation`] it was computed at. A lookup hits
+/// only when both the values and the generation are equal, so any filter change (add, delete,
+/// commit, abort, dynamic session close) is seen by the next packet: the cache never answers
+/// differently from [`Bfe::classify`] (a proptest checks it). Direct-mapped, 64 slots,
+/// allocated once; no allocation per lookup.
+#[derive(Clone, Debug)]
+pub struct ClassifyCache {
+    slots: Box<[Option<CacheSlot>]>,
+    hits: u64,
+    misses: u64,
+}
+
+impl Default for ClassifyCache {
+    fn default() -> Self {
+        ClassifyCache {
+            slots: vec![None; CACHE_SLOTS].into_boxed_slice(),
+            hits: 0,
+            misses: 0,
+        }
+    }
+}
+
+impl ClassifyCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`Bfe::classify`] of `values`, from the cache when `bfe`'s filters are unchanged since
+    /// the flow was last classified.
+    pub fn classify(&mut self, bfe: &Bfe, values: &ClassifyValues) -> ClassifyResult {
+        use core::hash::BuildHasher as _;
+        let generation = bfe.classify_generation();
+        let i =
+            (ipsec::hash::BuildKeyHasher::default().hash_one(values) as usize) & (CACHE_SLOTS - 1);
+        if let Some(Some(slot)) = self.slots.get(i)
+            && slot.generation == generation
+            && slot.values == *values
+        {
+            self.hits += 1;
+            return slot.result;
+        }
+        self.misses += 1;
+        let result = bfe.classify(values);
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = Some(CacheSlot {
+                generation,
+                values: *values,
+                result,
+            });
+        }
+        result
+    }
+
+    /// Lookups answered from the cache and lookups that classified (hits, misses).
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (self.hits, self.misses)
     }
 }
 
@@ -821,6 +906,14 @@ impl Bfe {
     /// action per the arbitration rules in the [module docs](self).
     pub fn classify(&self, values: &ClassifyValues) -> ClassifyResult {
         self.committed().classify(values)
+    }
+
+    /// Identifies what [`Bfe::classify`] answers: equal values mean every classification
+    /// gives the same result. It changes whenever a committed filter that can decide is added
+    /// or removed (and on commit or abort when that changes the committed set); values are
+    /// unique across every `Bfe` in the process. Data paths cache classifications under it.
+    pub fn classify_generation(&self) -> u64 {
+        self.committed().index.generation
     }
 
     /// `FwpmSubLayerAdd0`.
@@ -1865,6 +1958,100 @@ mod tests {
                 weight,
                 sublayer,
             })
+    }
+
+    #[derive(Clone, Debug)]
+    enum CacheOp {
+        Add(ArbFilter),
+        Delete(prop::sample::Index),
+        /// Begin a write transaction, add the filter, then commit (true) or abort (false).
+        Txn(ArbFilter, bool),
+        Classify(u8, u8, u8, u16),
+    }
+
+    fn arb_cache_op() -> impl Strategy<Value = CacheOp> {
+        prop_oneof![
+            arb_filter().prop_map(CacheOp::Add),
+            any::<prop::sample::Index>().prop_map(CacheOp::Delete),
+            (arb_filter(), any::<bool>()).prop_map(|(f, c)| CacheOp::Txn(f, c)),
+            (
+                0u8..4,
+                0u8..4,
+                prop::sample::select(vec![1u8, 6, 17, 50]),
+                0u16..5
+            )
+                .prop_map(|(a, b, p, q)| CacheOp::Classify(a, b, p, q)),
+        ]
+    }
+
+    fn add_arb(bfe: &mut Bfe, h: EngineHandle, subs: &[Guid], af: &ArbFilter) -> u64 {
+        let l = FWPM_LAYER_OUTBOUND_TRANSPORT_V4;
+        let (action, callout) = match af.action {
+            0 => (FWP_ACTION_PERMIT, Guid::NULL),
+            1 => (FWP_ACTION_BLOCK, Guid::NULL),
+            2 => (
+                FWP_ACTION_CALLOUT_TERMINATING,
+                FWPM_CALLOUT_IPSEC_OUTBOUND_TRANSPORT_V4,
+            ),
+            _ => (FWP_ACTION_CONTINUE, Guid::NULL),
+        };
+        let mut f = filter(l, af.conds.clone(), action, callout);
+        f.sub_layer_key = subs[af.sublayer as usize % subs.len()];
+        f.weight = FwpValue0::Uint8(af.weight);
+        bfe.fwpm_filter_add0(h, &f, None).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// The classification cache answers exactly what `Bfe::classify` answers, whatever
+        /// filter changes (adds, deletes, committed and aborted transactions) come between
+        /// packets of the same flows.
+        #[test]
+        fn classify_cache_agrees_with_bfe(ops in prop::collection::vec(arb_cache_op(), 1..60)) {
+            let mut bfe = Bfe::new();
+            let h = open(&mut bfe);
+            let mut subs = vec![Guid::NULL];
+            for w in [0x9000u16, 0x10] {
+                let s = FwpmSubLayer0 { display_data: FwpmDisplayData0::named("s"), weight: w, ..Default::default() };
+                subs.push(bfe.fwpm_sub_layer_add0(h, &s, None).unwrap());
+            }
+            let mut cache = ClassifyCache::new();
+            let mut ids = Vec::new();
+            for op in ops {
+                match op {
+                    CacheOp::Add(f) => ids.push(add_arb(&mut bfe, h, &subs, &f)),
+                    CacheOp::Delete(d) => {
+                        if !ids.is_empty() {
+                            let id = ids.remove(d.index(ids.len()));
+                            bfe.fwpm_filter_delete_by_id0(h, id).unwrap();
+                        }
+                    }
+                    CacheOp::Txn(f, commit) => {
+                        bfe.fwpm_transaction_begin0(h, 0).unwrap();
+                        let id = add_arb(&mut bfe, h, &subs, &f);
+                        // Inside the transaction the data path still sees the committed set.
+                        let p = pkt(FWPM_LAYER_OUTBOUND_TRANSPORT_V4, IpAddr::V4(v4(1)), IpAddr::V4(v4(2)), 17);
+                        prop_assert_eq!(cache.classify(&bfe, &p), bfe.classify(&p));
+                        if commit {
+                            bfe.fwpm_transaction_commit0(h).unwrap();
+                            ids.push(id);
+                        } else {
+                            bfe.fwpm_transaction_abort0(h).unwrap();
+                        }
+                    }
+                    CacheOp::Classify(a, b, proto, port) => {
+                        let mut p = pkt(FWPM_LAYER_OUTBOUND_TRANSPORT_V4, IpAddr::V4(v4(a)), IpAddr::V4(v4(b)), proto);
+                        p.remote_port = port;
+                        let want = bfe.classify(&p);
+                        prop_assert_eq!(cache.classify(&bfe, &p), want);
+                        // Asked again at once: a hit, same answer.
+                        let (hits, _) = cache.hits_and_misses();
+                        prop_assert_eq!(cache.classify(&bfe, &p), want);
+                        prop_assert_eq!(cache.hits_and_misses().0, hits + 1);
+                    }
+                }
+            }
+        }
     }
 
     proptest! {

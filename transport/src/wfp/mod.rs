@@ -42,7 +42,7 @@ pub use engine::{
     Bfe, CallerToken, DEFAULT_SEED, EngineHandle, EnumHandle, SaContextCallback, SubscriptionHandle,
 };
 pub use error::*;
-pub use filter::{ClassifyAction, ClassifyResult, ClassifyValues};
+pub use filter::{ClassifyAction, ClassifyCache, ClassifyResult, ClassifyValues};
 pub use sa::{
     EXPIRE_GRACE_PERIOD, SOFT_LIFETIME_PERCENT, SaContext, SaContextState, SaEvent, SaLifetimeUsage,
 };
