@@ -155,36 +155,38 @@ impl Sum {
     }
 }
 
-fn addr_bytes(a: IpAddr, out: &mut [u8; 16]) -> usize {
+/// Sum of an address's big-endian 32-bit words (at most four words below 2^32 each).
+fn addr_words(a: IpAddr) -> u64 {
     match a {
-        IpAddr::V4(v) => {
-            // INVARIANT: `out` is 16 bytes long (array type), so `..4` is in bounds.
-            out[..4].copy_from_slice(&v.octets());
-            4
-        }
+        IpAddr::V4(v) => u64::from(v.to_bits()),
         IpAddr::V6(v) => {
-            *out = v.octets();
-            16
+            let x = v.to_bits();
+            (0..4).map(|i| (x >> (32 * i)) as u32).map(u64::from).sum()
         }
     }
 }
 
 /// The transport checksum of `seg` (checksum field included as is) under the pseudo header
 /// of `src`, `dst`, `protocol`. A correct segment sums to 0.
+///
+/// The pseudo header (RFC 768 / RFC 8200 §8.1: addresses, upper-layer length, protocol) is
+/// summed as big-endian 32-bit words in integer arithmetic (its 16-bit word sum folds to the
+/// same value), then the segment in one [`Sum::add`] pass.
 pub fn l4_checksum(src: IpAddr, dst: IpAddr, protocol: u8, seg: &[u8]) -> u16 {
-    let mut s = Sum(0);
-    let mut b = [0u8; 16];
-    // INVARIANT: `addr_bytes` returns 4 or 16, and `b` is 16 bytes long.
-    let n = addr_bytes(src, &mut b);
-    s.add(&b[..n]);
-    // INVARIANT: as above.
-    let n = addr_bytes(dst, &mut b);
-    s.add(&b[..n]);
-    let len = seg.len() as u32;
-    s.add(&len.to_be_bytes());
-    s.add(&[0, protocol]);
+    let pseudo =
+        addr_words(src) + addr_words(dst) + u64::from(seg.len() as u32) + u64::from(protocol);
+    let mut s = Sum(fold16(pseudo));
     s.add(seg);
     s.finish()
+}
+
+/// `x` folded with end-around carry to 16 bits (one's-complement sum of its 16-bit words).
+fn fold16(mut x: u64) -> u32 {
+    while x > 0xFFFF {
+        x = (x & 0xFFFF) + (x >> 16);
+    }
+    // INVARIANT: the loop above left `x` <= 0xFFFF.
+    x as u32
 }
 
 /// Write an IP header (v4 or v6 by `src`; TTL/hop limit 64) for a payload of `payload_len`
@@ -394,6 +396,49 @@ mod tests {
         let mut s = Sum(0);
         s.add(&big);
         assert_eq!(s.0, reference_sum(0, &big));
+    }
+
+    /// `l4_checksum` against RFC 1071 word by word over the pseudo header written out as
+    /// bytes (RFC 768 for IPv4, RFC 8200 §8.1 for IPv6).
+    #[test]
+    fn l4_checksum_equals_the_pseudo_header_reference() {
+        let pairs: [(IpAddr, IpAddr); 3] = [
+            (
+                "192.0.2.1".parse().unwrap(),
+                "198.51.100.254".parse().unwrap(),
+            ),
+            (
+                "255.255.255.255".parse().unwrap(),
+                "203.0.113.9".parse().unwrap(),
+            ),
+            (
+                "2001:db8::ffff:1".parse().unwrap(),
+                "2001:db8:ffff:ffff:ffff:ffff:ffff:2".parse().unwrap(),
+            ),
+        ];
+        for (src, dst) in pairs {
+            for len in [0usize, 1, 8, 33, 1420, 9000] {
+                let seg: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+                let mut ph = Vec::new();
+                match (src, dst) {
+                    (IpAddr::V4(s), IpAddr::V4(d)) => {
+                        ph.extend_from_slice(&s.octets());
+                        ph.extend_from_slice(&d.octets());
+                        ph.extend_from_slice(&[0, 17]);
+                        ph.extend_from_slice(&(len as u16).to_be_bytes());
+                    }
+                    (IpAddr::V6(s), IpAddr::V6(d)) => {
+                        ph.extend_from_slice(&s.octets());
+                        ph.extend_from_slice(&d.octets());
+                        ph.extend_from_slice(&(len as u32).to_be_bytes());
+                        ph.extend_from_slice(&[0, 0, 0, 17]);
+                    }
+                    _ => unreachable!(),
+                }
+                let want = !(reference_sum(reference_sum(0, &ph), &seg) as u16);
+                assert_eq!(l4_checksum(src, dst, 17, &seg), want, "{src} {dst} {len}");
+            }
+        }
     }
 
     #[test]
