@@ -15,7 +15,9 @@
 //! * `sa_table`: 1, 1k, 100k and 1M inbound SAs with pseudo-random SPIs; a pool of up to 4096
 //!   sealed 64-byte frames, each for a random programmed SA, is replayed 32 frames at a time
 //!   (restored outside the timed region). Each table is built right before its measurement
-//!   and dropped after it (1M SAs take a few seconds and about a gigabyte).
+//!   and dropped after it (1M SAs take a few seconds and about a gigabyte). `hot64-<n>`: the
+//!   same table with all traffic on 64 of its SAs (spread evenly over the installed ones), so
+//!   the table's size is measured apart from the traffic's working set.
 //! * `multi_queue`: the NIC runs its worker threads (`Nic::start`, 1 or 2 queues); the
 //!   benchmark thread circulates 64 batches of 32 frames (16 outbound SAs) through
 //!   `Nic::send` -> workers (protect) -> `MemWire` -> the peer end, which the benchmark thread
@@ -294,9 +296,29 @@ fn sa_table(c: &mut Criterion) {
             b.iter_custom(|iters| timed_rx(&nic, iters, &mut frames, &pool));
         });
         check_rx(&nic, &mut frames, &pool);
+        // The same table, traffic on a hot set of HOT SAs spread evenly over the installed
+        // ones: what the table's size costs the lookup when the working set stays small.
+        let stride = (n / HOT).max(1);
+        let hot: Vec<Frame> = (0..4096)
+            .map(|k| {
+                let i = ((k % HOT) * stride % n) as u32;
+                let host = Bundle::new(&[params(spi_of(i), enc, int)], kind).expect("host bundle");
+                let mut f = framed_frame(&host, size, 1);
+                host.protect(&mut f.bytes_mut()[14..], Default::default())
+                    .expect("protect");
+                f
+            })
+            .collect();
+        g.bench_function(BenchmarkId::from_parameter(format!("hot{HOT}-{n}")), |b| {
+            b.iter_custom(|iters| timed_rx(&nic, iters, &mut frames, &hot));
+        });
+        check_rx(&nic, &mut frames, &hot);
     }
     g.finish();
 }
+
+/// Size of the hot set of the `sa_table` hot variant.
+const HOT: usize = 64;
 
 /// Circulate frames through a started NIC and its wire; see the module docs.
 fn multi_queue(c: &mut Criterion) {
