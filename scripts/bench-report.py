@@ -169,20 +169,14 @@ def targets(res, fast, ext):
         rows.append((f"NIC engine 64 B packets ({side}), one core", fmt(p, "pps"), "≥ 2.5 Mpps",
                      verdict(p / 2.5e6 if p else None, 1.0)))
     base = res.get(f"sa_table/{g}/64/1")
-    for n in ("1000", "100000", "1000000"):
-        r = res.get(f"sa_table/{g}/64/{n}")
-        v = base[0] / r[0] if base and r else None
-        tgt = "≥ 90 %" if n == "100000" else "(info)"
-        rows.append((f"SA table: lookup+decrypt with {int(n):,} SAs vs 1 SA (64 B), traffic "
-                     f"over up to 4096 random SAs", fmt(v, "%"),
-                     tgt, verdict(v, 0.9) if n == "100000" else "info"))
-    for n in ("1000", "100000", "1000000"):
-        r = res.get(f"sa_table/{g}/64/hot64-{n}")
-        v = base[0] / r[0] if base and r else None
-        tgt = "≥ 90 %" if n == "100000" else "(info)"
-        rows.append((f"SA table: lookup+decrypt with {int(n):,} SAs vs 1 SA (64 B), traffic "
-                     f"on 64 of them", fmt(v, "%"),
-                     tgt, verdict(v, 0.9) if n == "100000" else "info"))
+    for prefix, traffic in (("", "over up to 4096 random SAs"), ("hot64-", "on 64 of them")):
+        for n in ("1000", "100000", "1000000"):
+            r = res.get(f"sa_table/{g}/64/{prefix}{n}")
+            v = base[0] / r[0] if base and r else None
+            tgt = "≥ 90 %" if n == "100000" else "(info)"
+            rows.append((f"SA table: lookup+decrypt with {int(n):,} SAs vs 1 SA (64 B), traffic "
+                         f"{traffic}", fmt(v, "%"), tgt,
+                         verdict(v, 0.9) if n == "100000" else "info"))
     c = rate(res.get(f"oid_add_delete_sa/aes-gcm-128/{fast}"))
     rows.append(("control plane: ADD_SA + DELETE_SA pairs per second (AES-GCM-128)", fmt(c, "/s"),
                  "≥ 100,000/s", verdict(c / 1e5 if c else None, 1.0)))
