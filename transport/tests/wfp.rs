@@ -1759,6 +1759,8 @@ fn run_sa_calls(calls: &[SaCall]) -> Result<(), TestCaseError> {
     let mut model: Vec<ModelCtx> = Vec::new();
     let mut now = 0u64;
     let out_t = traffic(h.local, h.remote, h.policy.outbound_filter);
+    // The data path's SA-selection cache must answer what the scan answers after every call.
+    let mut cache = OutboundSaCache::new();
     for (step, &call) in calls.iter().enumerate() {
         let pick = |i: usize| (!model.is_empty()).then(|| i % model.len());
         let idx = match call {
@@ -1877,6 +1879,26 @@ fn run_sa_calls(calls: &[SaCall]) -> Result<(), TestCaseError> {
         };
         // AddInbound on a context without an SPI: the state check comes first, whatever SPI.
         prop_assert_eq!(got.err(), want, "step {}: {:?}", step, call);
+        let f = h.policy.outbound_filter;
+        for (local, remote) in [(h.local, h.remote), (h.remote, h.local)] {
+            let scan = h
+                .bfe
+                .outbound_sa_context(f, local, remote)
+                .map(SaContext::id);
+            prop_assert_eq!(
+                cache.select(&h.bfe, f, false, local, remote),
+                scan,
+                "step {}",
+                step
+            );
+            let scan = h.bfe.outbound_tunnel_sa_context(f).map(SaContext::id);
+            prop_assert_eq!(
+                cache.select(&h.bfe, f, true, local, remote),
+                scan,
+                "step {}",
+                step
+            );
+        }
         for c in &model {
             let real = h.bfe.sa_context(c.id);
             prop_assert_eq!(

@@ -7,7 +7,9 @@
 //!    after a fixed headroom ([`HEADROOM`]). No pool buffer: `SendError::NoBuffer`.
 //! 2. The packet is classified at `FWPM_LAYER_OUTBOUND_TRANSPORT_V4/V6` (local/remote
 //!    address, protocol, ports, local address type unicast). BLOCK: dropped (counted).
-//!    PERMIT: sent in clear (step 6).
+//!    PERMIT: sent in clear (step 6). Decisions are cached per flow ([`ClassifyCache`],
+//!    exact while the filters are unchanged), as is step 3's selection ([`OutboundSaCache`],
+//!    exact while the SA contexts are unchanged), so neither costs a scan per packet.
 //! 3. IPsec callout: the newest complete SA context of that filter and address pair
 //!    ([`Bfe::outbound_sa_context`]); for a tunnel callout
 //!    (`FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4/V6`) the newest complete tunnel context of that
@@ -151,7 +153,7 @@ use crate::wfp::{
     FWP_DIRECTION_OUTBOUND, FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V4,
     FWPM_CALLOUT_IPSEC_OUTBOUND_TUNNEL_V6, FWPM_LAYER_INBOUND_TRANSPORT_V4,
     FWPM_LAYER_INBOUND_TRANSPORT_V6, FWPM_LAYER_OUTBOUND_TRANSPORT_V4,
-    FWPM_LAYER_OUTBOUND_TRANSPORT_V6, NlAddressType, SaEvent,
+    FWPM_LAYER_OUTBOUND_TRANSPORT_V6, NlAddressType, OutboundSaCache, SaEvent,
 };
 
 /// Bytes reserved before the IP packet in every frame buffer (Ethernet + worst-case IPsec
@@ -369,6 +371,8 @@ pub struct HostStack {
     tx_batch: Vec<Nbl>,
     /// Per-flow filter decisions (validated against the Bfe's classify generation).
     classify_cache: ClassifyCache,
+    /// Per-flow outbound SA selections (validated against the Bfe's SA generation).
+    outbound_sa_cache: OutboundSaCache,
     sas: KeyHashMap<u64, CtxState>,
     by_spi: KeyHashMap<u32, u64>,
     udp_ports: Vec<u16>,
@@ -441,6 +445,7 @@ impl HostStack {
             bfe,
             engine,
             classify_cache: ClassifyCache::new(),
+            outbound_sa_cache: OutboundSaCache::new(),
             sas: KeyHashMap::default(),
             by_spi: KeyHashMap::default(),
             udp_ports: Vec::new(),
@@ -1353,12 +1358,10 @@ impl HostStack {
         inner_len: usize,
     ) -> Option<(IpAddr, SendDisposition)> {
         let _ = now;
-        let ctx = if tunnel {
-            self.bfe.outbound_tunnel_sa_context(filter_id)
-        } else {
-            self.bfe.outbound_sa_context(filter_id, t.src, t.dst)
-        };
-        let Some(id) = ctx.map(|c| c.id()) else {
+        let ctx = self
+            .outbound_sa_cache
+            .select(&self.bfe, filter_id, tunnel, t.src, t.dst);
+        let Some(id) = ctx else {
             self.stats.outbound.no_sa += 1;
             return None;
         };

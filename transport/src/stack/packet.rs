@@ -171,7 +171,7 @@ fn addr_words(a: IpAddr) -> u64 {
 ///
 /// The pseudo header (RFC 768 / RFC 8200 §8.1: addresses, upper-layer length, protocol) is
 /// summed as big-endian 32-bit words in integer arithmetic (its 16-bit word sum folds to the
-/// same value), then the segment in one [`Sum::add`] pass.
+/// same value), then the segment in one `Sum::add` pass.
 pub fn l4_checksum(src: IpAddr, dst: IpAddr, protocol: u8, seg: &[u8]) -> u16 {
     let pseudo =
         addr_words(src) + addr_words(dst) + u64::from(seg.len() as u32) + u64::from(protocol);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use super::consts::*;
 use super::error::*;
 use super::filter::{ClassifyIndex, FilterRecord, SublayerRecord};
-use super::sa::{SaContext, SaEvent};
+use super::sa::{SaContexts, SaEvent};
 use super::types::*;
 
 /// An open session (`HANDLE engineHandle` returned by `FwpmEngineOpen0`).
@@ -73,7 +73,7 @@ pub(crate) struct State {
     pub(crate) filter_keys: HashMap<Guid, u64>,
     pub(crate) sublayers: BTreeMap<Guid, SublayerRecord>,
     pub(crate) index: ClassifyIndex,
-    pub(crate) sa_contexts: BTreeMap<u64, SaContext>,
+    pub(crate) sa_contexts: SaContexts,
     pub(crate) inbound_spis: BTreeSet<u32>,
 }
 

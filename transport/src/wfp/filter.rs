@@ -47,10 +47,10 @@ use core::cmp::Reverse;
 use core::net::IpAddr;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipsec::hash::KeyHashMap;
 
+use super::cache::{GenerationCache, next_generation};
 use super::consts::*;
 use super::engine::{Access, Bfe, EngineHandle, EnumHandle, EnumKind, EnumState, State};
 use super::error::*;
@@ -318,17 +318,8 @@ impl SublayerIndex {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ClassifyIndex {
     layers: KeyHashMap<Guid, Vec<SublayerIndex>>,
-    /// Identifies the index's content: a fresh value from [`next_generation`] on every change,
-    /// kept by clones (transaction snapshots), so equal generations mean equal content.
+    /// Identifies the index's content (see [`super::cache`]): a fresh value on every change.
     generation: u64,
-}
-
-/// Process-wide source of index generations (unique across every `Bfe`, so a generation
-/// never names two different contents, even across transaction rollbacks).
-static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
-
-fn next_generation() -> u64 {
-    NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
 impl ClassifyIndex {
@@ -429,16 +420,6 @@ impl ClassifyIndex {
     }
 }
 
-/// Slots of a [`ClassifyCache`] (a power of two).
-const CACHE_SLOTS: usize = 64;
-
-#[derive(Clone, Copy, Debug)]
-struct CacheSlot {
-    generation: u64,
-    values: ClassifyValues,
-    result: ClassifyResult,
-}
-
 /// A data path's cache of classifications: per flow (the [`ClassifyValues`]), the result of
 /// [`Bfe::classify`] under the [`Bfe::classify_generation`] it was computed at. A lookup hits
 /// only when both the values and the generation are equal, so any filter change (add, delete,
@@ -446,19 +427,11 @@ struct CacheSlot {
 /// differently from [`Bfe::classify`] (a proptest checks it). Direct-mapped, 64 slots,
 /// allocated once; no allocation per lookup.
 #[derive(Clone, Debug)]
-pub struct ClassifyCache {
-    slots: Box<[Option<CacheSlot>]>,
-    hits: u64,
-    misses: u64,
-}
+pub struct ClassifyCache(GenerationCache<ClassifyValues, ClassifyResult>);
 
 impl Default for ClassifyCache {
     fn default() -> Self {
-        ClassifyCache {
-            slots: vec![None; CACHE_SLOTS].into_boxed_slice(),
-            hits: 0,
-            misses: 0,
-        }
+        ClassifyCache(GenerationCache::new(64))
     }
 }
 
@@ -471,32 +444,13 @@ impl ClassifyCache {
     /// [`Bfe::classify`] of `values`, from the cache when `bfe`'s filters are unchanged since
     /// the flow was last classified.
     pub fn classify(&mut self, bfe: &Bfe, values: &ClassifyValues) -> ClassifyResult {
-        use core::hash::BuildHasher as _;
-        let generation = bfe.classify_generation();
-        let i =
-            (ipsec::hash::BuildKeyHasher::default().hash_one(values) as usize) & (CACHE_SLOTS - 1);
-        if let Some(Some(slot)) = self.slots.get(i)
-            && slot.generation == generation
-            && slot.values == *values
-        {
-            self.hits += 1;
-            return slot.result;
-        }
-        self.misses += 1;
-        let result = bfe.classify(values);
-        if let Some(slot) = self.slots.get_mut(i) {
-            *slot = Some(CacheSlot {
-                generation,
-                values: *values,
-                result,
-            });
-        }
-        result
+        self.0
+            .get_or_compute(bfe.classify_generation(), values, || bfe.classify(values))
     }
 
     /// Lookups answered from the cache and lookups that classified (hits, misses).
     pub fn hits_and_misses(&self) -> (u64, u64) {
-        (self.hits, self.misses)
+        self.0.hits_and_misses()
     }
 }
 

@@ -30,6 +30,7 @@
 //!   arbitration and the classification index, and [`sa`] for the SA-context rules.
 //! - **Time**: a virtual clock, advanced with [`Bfe::tick`].
 
+mod cache;
 mod consts;
 mod engine;
 mod error;
@@ -44,6 +45,7 @@ pub use engine::{
 pub use error::*;
 pub use filter::{ClassifyAction, ClassifyCache, ClassifyResult, ClassifyValues};
 pub use sa::{
-    EXPIRE_GRACE_PERIOD, SOFT_LIFETIME_PERCENT, SaContext, SaContextState, SaEvent, SaLifetimeUsage,
+    EXPIRE_GRACE_PERIOD, OutboundSaCache, SOFT_LIFETIME_PERCENT, SaContext, SaContextState,
+    SaEvent, SaLifetimeUsage,
 };
 pub use types::*;

@@ -47,12 +47,13 @@
 
 use core::net::IpAddr;
 use core::time::Duration;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque, btree_map};
 
 use ipsec::{
     Encryption, Integrity, Key, Mode, ParamError, Protocol, SaParams, TunnelEndpoints, UdpEncap,
 };
 
+use super::cache::{GenerationCache, next_generation};
 use super::consts::*;
 use super::engine::{
     Access, Bfe, Deferred, EngineHandle, EnumHandle, EnumKind, EnumState, SaContextCallback, State,
@@ -148,6 +149,123 @@ struct InstalledBundle {
     params: Vec<SaParams>,
     usage: SaLifetimeUsage,
     udp: Option<IpsecV4UdpEncapsulation0>,
+}
+
+/// The SA contexts of one [`State`](super::engine::State), by id, stamped with a generation
+/// (see [`super::cache`]) that changes on every change a data-path query can see: every
+/// mutable access except [`SaContexts::add_usage`] (lifetime counters, which the SA selection
+/// does not read) takes a fresh generation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SaContexts {
+    map: BTreeMap<u64, SaContext>,
+    generation: u64,
+}
+
+impl SaContexts {
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub(crate) fn get(&self, id: &u64) -> Option<&SaContext> {
+        self.map.get(id)
+    }
+    pub(crate) fn contains_key(&self, id: &u64) -> bool {
+        self.map.contains_key(id)
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub(crate) fn values(&self) -> btree_map::Values<'_, u64, SaContext> {
+        self.map.values()
+    }
+    pub(crate) fn insert(&mut self, id: u64, sa: SaContext) -> Option<SaContext> {
+        self.generation = next_generation();
+        self.map.insert(id, sa)
+    }
+    pub(crate) fn remove(&mut self, id: &u64) -> Option<SaContext> {
+        self.generation = next_generation();
+        self.map.remove(id)
+    }
+    pub(crate) fn get_mut(&mut self, id: &u64) -> Option<&mut SaContext> {
+        self.generation = next_generation();
+        self.map.get_mut(id)
+    }
+    /// Count `bytes` and `packets` against context `id`'s bundle of `direction` (no new
+    /// generation: usage is not part of what the data path selects by).
+    pub(crate) fn add_usage(&mut self, id: u64, direction: FwpDirection, bytes: u64, packets: u64) {
+        if let Some(sa) = self.map.get_mut(&id) {
+            let b = if direction == FWP_DIRECTION_INBOUND {
+                &mut sa.inbound
+            } else {
+                &mut sa.outbound
+            };
+            if let Some(b) = b {
+                b.usage.bytes = b.usage.bytes.saturating_add(bytes);
+                b.usage.packets = b.usage.packets.saturating_add(packets);
+            }
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a SaContexts {
+    type Item = (&'a u64, &'a SaContext);
+    type IntoIter = btree_map::Iter<'a, u64, SaContext>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.map.iter()
+    }
+}
+
+/// A data path's cache of outbound SA selections: per (filter, tunnel or not, local, remote),
+/// the context [`Bfe::outbound_sa_context`] / [`Bfe::outbound_tunnel_sa_context`] picks,
+/// valid while [`Bfe::sa_generation`] is unchanged (any SA-context change is seen by the next
+/// packet), so it always answers what the scan would (checked after every call of the
+/// SA-context state-machine proptest). Turns the per-packet scan over every SA context into a
+/// hash probe. Direct-mapped, 64 slots, allocated once.
+#[derive(Clone, Debug)]
+pub struct OutboundSaCache(GenerationCache<(u64, bool, IpAddr, IpAddr), Option<u64>>);
+
+impl Default for OutboundSaCache {
+    fn default() -> Self {
+        OutboundSaCache(GenerationCache::new(64))
+    }
+}
+
+impl OutboundSaCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The id of the context to protect a packet from `local` to `remote` with, after
+    /// classification returned the IPsec callout of `filter_id` (`tunnel`: a tunnel-mode
+    /// callout, where the inner addresses do not take part).
+    pub fn select(
+        &mut self,
+        bfe: &Bfe,
+        filter_id: u64,
+        tunnel: bool,
+        local: IpAddr,
+        remote: IpAddr,
+    ) -> Option<u64> {
+        let key = if tunnel {
+            let unspecified = IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED);
+            (filter_id, true, unspecified, unspecified)
+        } else {
+            (filter_id, false, local, remote)
+        };
+        self.0.get_or_compute(bfe.sa_generation(), &key, || {
+            if tunnel {
+                bfe.outbound_tunnel_sa_context(filter_id)
+            } else {
+                bfe.outbound_sa_context(filter_id, local, remote)
+            }
+            .map(SaContext::id)
+        })
+    }
+
+    /// (hits, misses) so far.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        self.0.hits_and_misses()
+    }
 }
 
 /// One SA context as the data path sees it.
@@ -633,6 +751,15 @@ impl Bfe {
         self.committed().sa_contexts.values()
     }
 
+    /// Identifies the committed SA contexts as the data path selects them: equal values mean
+    /// [`Bfe::outbound_sa_context`] and [`Bfe::outbound_tunnel_sa_context`] answer the same.
+    /// It changes on every SA-context call that changes a context (create, SPI, add, update,
+    /// expire, delete, lifetime expiry, commit or abort); not on traffic accounting. Unique
+    /// across every `Bfe` in the process. [`OutboundSaCache`] caches under it.
+    pub fn sa_generation(&self) -> u64 {
+        self.committed().sa_contexts.generation()
+    }
+
     /// The SA context to protect an outbound packet with, after classification returned
     /// [`ClassifyAction::Callout`] for `filter_id`: the newest complete context of that filter
     /// and address pair (the newest wins so a rekeyed context takes over at once).
@@ -693,19 +820,7 @@ impl Bfe {
         if !exists {
             return Err(FWP_E_NOT_FOUND);
         }
-        self.for_each_state(|st| {
-            if let Some(sa) = st.sa_contexts.get_mut(&id) {
-                let b = if direction == FWP_DIRECTION_INBOUND {
-                    &mut sa.inbound
-                } else {
-                    &mut sa.outbound
-                };
-                if let Some(b) = b {
-                    b.usage.bytes = b.usage.bytes.saturating_add(bytes);
-                    b.usage.packets = b.usage.packets.saturating_add(packets);
-                }
-            }
-        });
+        self.for_each_state(|st| st.sa_contexts.add_usage(id, direction, bytes, packets));
         // Only this bundle's usage changed and the clock did not move (every `tick`, session
         // close and commit processes all lifetimes), so only this bundle can have crossed a
         // threshold: check it alone instead of walking every SA context per packet.
