@@ -19,6 +19,11 @@
 //!   NICs in stepping mode in this thread: A's stack sends 32 UDP datagrams, the clock is
 //!   stepped until B's application has read all 32 (A's NIC encrypts and writes, the bridge
 //!   forwards, B's NIC reads and decrypts, B's stack delivers).
+//! * **one host sending, NIC on its own thread** (a third set-up): host A alone on TAP A with
+//!   its miniport started (`VirtualMiniport::start`: a NIC worker encrypts and writes to the
+//!   TAP); this thread sends through A's stack and reads the ESP frames from TAP B raw, as the
+//!   raw loop reads its frames, with two batches in flight. Its raw rounds run with A's NIC
+//!   threads stopped. B's host, needed to key the Manual SA, sits idle on an in-memory wire.
 //!
 //! Five interleaved rounds of each at 64 and 1420 B of UDP payload; medians of frames/s and
 //! Gbit/s (of Ethernet frame bytes) and the ratio host/raw are printed.
@@ -31,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use ipsec_nic::{A_V4, B_V4, Capture, MAC_A, MAC_B, ManualSaOptions, TopologyConfig, TwoHosts};
 use nicsim::wire::tap::TapWire;
-use nicsim::{Frame, Wire};
+use nicsim::{Frame, MemWire, Wire};
 
 const BATCH: usize = 32;
 const ROUNDS: usize = 5;
@@ -222,6 +227,71 @@ fn host(net: &mut TwoHosts, payload: &[u8], n: usize) -> Result<f64, String> {
     Ok((batches * BATCH) as f64 / t.elapsed().as_secs_f64())
 }
 
+/// Host, transmit direction with its NIC on threads: frames/s of host A's stack sending
+/// through its offloading NIC (`VirtualMiniport::start`: a NIC worker encrypts and writes to
+/// TAP A) while this thread reads the ESP frames from TAP B raw, as the raw loop does. Two
+/// batches are in flight (the next batch is handed to the NIC before the current one is
+/// read), as in a steady stream, so the NIC's encryption overlaps this thread's reads.
+fn host_tx(
+    net: &mut TwoHosts,
+    b: &mut TapWire,
+    payload: &[u8],
+    frame_len: usize,
+    n: usize,
+) -> Result<f64, String> {
+    let src = SocketAddr::new(A_V4.into(), 5000);
+    let dst = SocketAddr::new(B_V4.into(), 6000);
+    let now = net.now();
+    let mut got = Vec::with_capacity(BATCH);
+    let batches = n / BATCH;
+    let send_batch = |net: &mut TwoHosts| -> Result<(), String> {
+        let mut sent = 0;
+        let since = Instant::now();
+        while sent < BATCH {
+            match net.a.stack_mut().send_udp(now, src, dst, payload) {
+                Ok(_) => sent += 1,
+                // Every buffer is in flight: take the completions back.
+                Err(_) => {
+                    net.a.stack_mut().poll(now);
+                    if since.elapsed() > STALL {
+                        return Err("host_tx: no send buffer came back".into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    let t = Instant::now();
+    send_batch(net)?;
+    // Frames read so far (a read may already return frames of the next batch).
+    let mut have = 0;
+    for i in 0..batches {
+        if i + 1 < batches {
+            send_batch(net)?;
+        }
+        let since = Instant::now();
+        while have < (i + 1) * BATCH {
+            let k = b.receive(now, &mut got, BATCH).map_err(|e| e.to_string())?;
+            for f in got.drain(..) {
+                if f.len() == frame_len {
+                    have += 1;
+                }
+                b.recycle(f.buf);
+            }
+            if k == 0 && since.elapsed() > STALL {
+                return Err(format!(
+                    "host_tx: only {have}/{} frames crossed the bridge (NIC {:?}, stack {:?})",
+                    (i + 1) * BATCH,
+                    net.a.nic_stats(),
+                    net.a.stack().statistics().outbound
+                ));
+            }
+        }
+        net.a.stack_mut().poll(now);
+    }
+    Ok((batches * BATCH) as f64 / t.elapsed().as_secs_f64())
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -257,6 +327,7 @@ fn bench(n: usize) -> Result<(), String> {
         // Two identical set-ups side by side: one for the raw loop, one owned by the hosts.
         let frame_len = esp_frame_len(size);
         let (mut raws, mut hosts) = (Vec::new(), Vec::new());
+        let (mut raws_tx, mut txs) = (Vec::new(), Vec::new());
         {
             let (ns_raw, mut a, mut b) = setup()?;
             let (ns, ta, tb) = setup()?;
@@ -286,6 +357,40 @@ fn bench(n: usize) -> Result<(), String> {
             }
             drop(net);
             drop(ns);
+            // One host on TAP A, its NIC threaded; TAP B read raw by this thread. B's host
+            // (needed to key the Manual SA) sits on an in-memory wire and stays idle.
+            let (ns_tx, ta, mut tb) = setup()?;
+            let (wb, _peer) = MemWire::pair();
+            let mut cfg = TopologyConfig::standard();
+            cfg.capture = Capture::None;
+            let mut net = TwoHosts::with_wires(cfg, ta, wb).map_err(|e| e.to_string())?;
+            ipsec_nic::manual_sa(&mut net, &ManualSaOptions::default())
+                .map_err(|e| e.to_string())?;
+            for _ in 0..50 {
+                net.step();
+            }
+            let start = |net: &TwoHosts| {
+                net.a
+                    .miniport()
+                    .start()
+                    .map_err(|e| format!("NIC threads: {e}"))
+            };
+            start(&net)?;
+            host_tx(&mut net, &mut tb, &payload, frame_len, 2_000.min(n))?;
+            if net.a.nic_stats().tx_protected == 0 {
+                return Err("host_tx: the SA was not offloaded".into());
+            }
+            // The raw loop runs with the host's NIC threads stopped, so they take no CPU
+            // from it.
+            for _ in 0..ROUNDS {
+                net.a.miniport().stop();
+                raws_tx.push(raw(&mut a, &mut b, frame_len, n)?);
+                start(&net)?;
+                txs.push(host_tx(&mut net, &mut tb, &payload, frame_len, n)?);
+            }
+            net.a.miniport().stop();
+            drop(net);
+            drop(ns_tx);
         }
         let (r, h) = (median(&mut raws), median(&mut hosts));
         let gbit = |fps: f64| fps * (frame_len * 8) as f64 / 1e9;
@@ -293,6 +398,17 @@ fn bench(n: usize) -> Result<(), String> {
             "{size:>5} B UDP payload ({frame_len} B frames): raw TAP {:.3} Mframes/s \
              ({:.2} Gbit/s), host {:.3} Mframes/s ({:.2} Gbit/s): host/raw = {:.0} % \
              (target >= 80 %)",
+            r / 1e6,
+            gbit(r),
+            h / 1e6,
+            gbit(h),
+            100.0 * h / r
+        );
+        let (r, h) = (median(&mut raws_tx), median(&mut txs));
+        println!(
+            "{size:>5} B UDP payload ({frame_len} B frames), one host sending, NIC on its own \
+             thread: raw TAP {:.3} Mframes/s ({:.2} Gbit/s), host {:.3} Mframes/s \
+             ({:.2} Gbit/s): host/raw = {:.0} % (target >= 80 %)",
             r / 1e6,
             gbit(r),
             h / 1e6,
