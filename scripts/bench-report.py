@@ -101,7 +101,7 @@ def verdict_max(value, limit):
 
 def extras(target):
     """Interleaved figures: pipeline summary JSON, nicsim summary lines, TAP example lines."""
-    x = {"pipeline": {}, "engine": {}, "tap": {}}
+    x = {"pipeline": {}, "engine": {}, "tap": {}, "tap_tx": {}}
     crit = os.path.join(target, "criterion")
     try:
         with open(os.path.join(crit, "ipsec-nic-summary.json")) as f:
@@ -126,8 +126,9 @@ def extras(target):
                               r"host ([\d.]+) Mframes/s \(([\d.]+) Gbit/s\): host/raw = (\d+) %", line)
                 if m:
                     g = m.groups()
-                    x["tap"][int(g[0])] = (float(g[1]), float(g[2]), float(g[3]), float(g[4]),
-                                           int(g[5]) / 100)
+                    kind = "tap_tx" if "one host sending" in line else "tap"
+                    x[kind][int(g[0])] = (float(g[1]), float(g[2]), float(g[3]), float(g[4]),
+                                          int(g[5]) / 100)
     except OSError:
         pass
     return x
@@ -214,6 +215,12 @@ def targets(res, fast, ext):
         else:
             rows.append((f"host on TAP devices vs raw TAP frame rate, {size} B", "–", tgt,
                          "not measured (run examples/tap_bench as root)"))
+        tx = ext["tap_tx"].get(size)
+        if tx:
+            rows.append((f"one host sending on a TAP device, NIC on its own threads, vs raw TAP, "
+                         f"{size} B ({tx[0]:.3f} vs {tx[2]:.3f} Mframes/s raw/host)",
+                         fmt(tx[4], "%"), tgt,
+                         verdict(tx[4], 0.8) if size == 1420 else "info"))
     for size in (1420, 64):
         hg = f"host_cpu/aes-gcm-128/{size}"
         v = ratio_time(f"{hg}/software/stack", f"{hg}/offload/stack")
