@@ -17,7 +17,8 @@
 //!   (restored outside the timed region). Each table is built right before its measurement
 //!   and dropped after it (1M SAs take a few seconds and about a gigabyte). `hot64-<n>`: the
 //!   same table with all traffic on 64 of its SAs (spread evenly over the installed ones), so
-//!   the table's size is measured apart from the traffic's working set.
+//!   the table's size is measured apart from the traffic's working set. Then a `summary`
+//!   line: 7 interleaved rounds of 1 SA, 100k random and 100k hot64, medians.
 //! * `multi_queue`: the NIC runs its worker threads (`Nic::start`, 1 or 2 queues); the
 //!   benchmark thread circulates 64 batches of 32 frames (16 outbound SAs) through
 //!   `Nic::send` -> workers (protect) -> `MemWire` -> the peer end, which the benchmark thread
@@ -271,6 +272,8 @@ fn sa_table(c: &mut Criterion) {
         bytes: (BATCH * size) as u64,
     });
     g.sample_size(30);
+    // (n, NIC, random pool, hot pool) kept for the interleaved summary below.
+    let mut kept = Vec::new();
     for n in [1usize, 1_000, 100_000, 1_000_000] {
         let t0 = Instant::now();
         let (nic, _peer) = nic(kind, n + 16, 1);
@@ -313,8 +316,46 @@ fn sa_table(c: &mut Criterion) {
             b.iter_custom(|iters| timed_rx(&nic, iters, &mut frames, &hot));
         });
         check_rx(&nic, &mut frames, &hot);
+        if n == 1 || n == 100_000 {
+            kept.push((nic, pool, hot));
+        }
     }
     g.finish();
+    // Interleaved (criterion measures the benchmarks above tens of seconds apart): 7 rounds of
+    // 1 SA, 100k SAs with random traffic and 100k SAs with traffic on 64 of them; medians.
+    let [(one, one_pool, _), (big, big_pool, big_hot)] = kept.as_slice() else {
+        return;
+    };
+    let mut frames: Vec<Frame> = one_pool[..BATCH].to_vec();
+    let mut per: [Vec<f64>; 3] = Default::default();
+    for _ in 0..7 {
+        for (k, samples) in per.iter_mut().enumerate() {
+            let (nic, pool) = match k {
+                0 => (one, one_pool),
+                1 => (big, big_pool),
+                _ => (big, big_hot),
+            };
+            let batches = 300;
+            let t = timed_rx(nic, batches, &mut frames, pool);
+            samples.push(t.as_nanos() as f64 / (batches as usize * BATCH) as f64);
+        }
+    }
+    let med: Vec<f64> = per
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            s[s.len() / 2]
+        })
+        .collect();
+    println!(
+        "summary sa_table {size} B ({kind}): 1 SA {:.0} ns, 100000 SAs random {:.0} ns \
+         ({:.0} % of 1 SA), 100000 SAs hot{HOT} {:.0} ns ({:.0} % of 1 SA) per frame",
+        med[0],
+        med[1],
+        100.0 * med[0] / med[1],
+        med[2],
+        100.0 * med[0] / med[2]
+    );
 }
 
 /// Size of the hot set of the `sa_table` hot variant.
