@@ -133,6 +133,25 @@ fn esp_frame_len(payload: usize) -> usize {
     14 + 20 + 8 + 8 + inner + 16
 }
 
+/// Read what TAP `b` has (at most a batch): (frames read, frames of `frame_len` bytes).
+fn read_frames(
+    b: &mut TapWire,
+    got: &mut Vec<Frame>,
+    frame_len: usize,
+) -> Result<(usize, usize), String> {
+    let k = b
+        .receive(Duration::ZERO, got, BATCH)
+        .map_err(|e| e.to_string())?;
+    let mut ours = 0;
+    for f in got.drain(..) {
+        if f.len() == frame_len {
+            ours += 1;
+        }
+        b.recycle(f.buf);
+    }
+    Ok((k, ours))
+}
+
 /// Raw: frames/s of write-to-A, read-from-B in one thread, over `n` frames.
 fn raw(a: &mut TapWire, b: &mut TapWire, frame_len: usize, n: usize) -> Result<f64, String> {
     let now = Duration::ZERO;
@@ -180,13 +199,8 @@ fn raw(a: &mut TapWire, b: &mut TapWire, frame_len: usize, n: usize) -> Result<f
         let mut have = 0;
         let since = Instant::now();
         while have < want {
-            let k = b.receive(now, &mut got, BATCH).map_err(|e| e.to_string())?;
-            for f in got.drain(..) {
-                if f.len() == frame_len {
-                    have += 1;
-                }
-                b.recycle(f.buf);
-            }
+            let (k, ours) = read_frames(b, &mut got, frame_len)?;
+            have += ours;
             if k == 0 && since.elapsed() > STALL {
                 return Err(format!("raw: only {have}/{want} frames crossed the bridge"));
             }
@@ -271,13 +285,8 @@ fn host_tx(
         }
         let since = Instant::now();
         while have < (i + 1) * BATCH {
-            let k = b.receive(now, &mut got, BATCH).map_err(|e| e.to_string())?;
-            for f in got.drain(..) {
-                if f.len() == frame_len {
-                    have += 1;
-                }
-                b.recycle(f.buf);
-            }
+            let (k, ours) = read_frames(b, &mut got, frame_len)?;
+            have += ours;
             if k == 0 && since.elapsed() > STALL {
                 return Err(format!(
                     "host_tx: only {have}/{} frames crossed the bridge (NIC {:?}, stack {:?})",

@@ -340,13 +340,7 @@ fn sa_table(c: &mut Criterion) {
             samples.push(t.as_nanos() as f64 / (batches as usize * BATCH) as f64);
         }
     }
-    let med: Vec<f64> = per
-        .iter_mut()
-        .map(|s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
-        })
-        .collect();
+    let med = medians(&mut per);
     println!(
         "summary sa_table {size} B ({kind}): 1 SA {:.0} ns, 100000 SAs random {:.0} ns \
          ({:.0} % of 1 SA), 100000 SAs hot{HOT} {:.0} ns ({:.0} % of 1 SA) per frame",
@@ -581,13 +575,7 @@ fn engine_vs_raw(c: &mut Criterion) {
                 samples.push(total.as_nanos() as f64 / (n * BATCH) as f64);
             }
         }
-        let med: Vec<f64> = per
-            .iter_mut()
-            .map(|s| {
-                s.sort_by(f64::total_cmp);
-                s[s.len() / 2]
-            })
-            .collect();
+        let med = medians(&mut per);
         println!(
             "summary engine_vs_raw {size} B ({kind}): raw seal {:.0} ns, engine tx {:.0} ns \
              ({:.0} % of raw); raw open {:.0} ns, engine rx {:.0} ns ({:.0} % of raw) per frame",
@@ -599,6 +587,16 @@ fn engine_vs_raw(c: &mut Criterion) {
             100.0 * med[2] / med[3]
         );
     }
+}
+
+/// The median of each sample vector (sorted in place).
+fn medians(per: &mut [Vec<f64>]) -> Vec<f64> {
+    per.iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+        })
+        .collect()
 }
 
 criterion_group!(benches, engine_vs_raw, engine, sa_table, multi_queue);
