@@ -261,6 +261,34 @@ impl core::fmt::Display for ManualSaError {
 
 impl std::error::Error for ManualSaError {}
 
+/// A PERMIT filter for ICMP (ICMPv6 when `v6`) at `layer` with `conditions`, weighted in the
+/// IKE-exemption range so it decides before the IPsec filters of the same sublayer: echo
+/// requests and replies then pass in clear beside protected traffic.
+pub(crate) fn icmp_exemption(
+    name: &str,
+    layer: Guid,
+    v6: bool,
+    mut conditions: Vec<FwpmFilterCondition0>,
+) -> FwpmFilter0 {
+    let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
+    conditions.push(FwpmFilterCondition0::new(
+        FWPM_CONDITION_IP_PROTOCOL,
+        FWP_MATCH_EQUAL,
+        FwpConditionValue0::Uint8(icmp),
+    ));
+    FwpmFilter0 {
+        display_data: FwpmDisplayData0::named(name),
+        layer_key: layer,
+        weight: FwpValue0::Uint8(FWPM_WEIGHT_RANGE_IKE_EXEMPTIONS),
+        filter_condition: conditions,
+        action: FwpmAction0 {
+            action_type: FWP_ACTION_PERMIT,
+            callout_key: Guid::NULL,
+        },
+        ..Default::default()
+    }
+}
+
 fn version(a: IpAddr) -> FwpIpVersion {
     if a.is_ipv6() {
         FWP_IP_VERSION_V6
@@ -343,7 +371,6 @@ impl Side<'_> {
                 FWPM_SUBLAYER_IPSEC_TUNNEL,
             ),
         };
-        let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
         let unicast = FwpmFilterCondition0::new(
             FWPM_CONDITION_IP_LOCAL_ADDRESS_TYPE,
             FWP_MATCH_EQUAL,
@@ -384,24 +411,8 @@ impl Side<'_> {
             if let Some(slot) = ids.get_mut(i) {
                 *slot = id;
             }
-            let exemption = FwpmFilter0 {
-                display_data: FwpmDisplayData0::named("Manual SA ICMP exemption"),
-                layer_key: layer,
-                weight: FwpValue0::Uint8(FWPM_WEIGHT_RANGE_IKE_EXEMPTIONS),
-                filter_condition: vec![
-                    unicast.clone(),
-                    FwpmFilterCondition0::new(
-                        FWPM_CONDITION_IP_PROTOCOL,
-                        FWP_MATCH_EQUAL,
-                        FwpConditionValue0::Uint8(icmp),
-                    ),
-                ],
-                action: FwpmAction0 {
-                    action_type: FWP_ACTION_PERMIT,
-                    callout_key: Guid::NULL,
-                },
-                ..Default::default()
-            };
+            let exemption =
+                icmp_exemption("Manual SA ICMP exemption", layer, v6, vec![unicast.clone()]);
             self.bfe
                 .fwpm_filter_add0(engine, &exemption, None)
                 .map_err(self.err("FwpmFilterAdd0"))?;

@@ -348,29 +348,54 @@ fn parse_mac(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
+/// A TOML table being parsed and the prefix that names it in messages ("file: sa[0] (spi
+/// 0x1001)", "file: [host]").
+struct Section<'a> {
+    t: &'a toml::Table,
+    who: String,
+}
+
+impl<'a> Section<'a> {
+    fn err(&self, field: &str, msg: String) -> ConfigError {
+        ConfigError(format!("{}: {field}: {msg}", self.who))
+    }
+
+    /// Refuse any key not in `known`.
+    fn only(&self, known: &[&str]) -> Result<(), ConfigError> {
+        match self.t.keys().find(|k| !known.contains(&k.as_str())) {
+            Some(k) => Err(self.err(k, format!("unknown field (known: {})", known.join(", ")))),
+            None => Ok(()),
+        }
+    }
+
+    /// An optional string field.
+    fn string(&self, field: &str) -> Result<Option<&'a str>, ConfigError> {
+        match self.t.get(field) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(self.err(field, "expected a string".into())),
+        }
+    }
+
+    /// A required string field.
+    fn required(&self, field: &str) -> Result<&'a str, ConfigError> {
+        self.string(field)?
+            .ok_or_else(|| self.err(field, "missing".into()))
+    }
+}
+
 fn parse_host_section(name: &str, v: &toml::Value) -> Result<HostSection, ConfigError> {
-    let err = |field: &str, msg: String| ConfigError(format!("{name}: [host]: {field}: {msg}"));
     let Some(t) = v.as_table() else {
         return Err(ConfigError(format!("{name}: [host]: expected a table")));
     };
-    for k in t.keys() {
-        if !HOST_FIELDS.contains(&k.as_str()) {
-            return Err(err(
-                k,
-                format!("unknown field (known: {})", HOST_FIELDS.join(", ")),
-            ));
-        }
-    }
-    let string = |field: &str| -> Result<Option<&str>, ConfigError> {
-        match t.get(field) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(err(field, "expected a string".into())),
-        }
+    let sec = Section {
+        t,
+        who: format!("{name}: [host]"),
     };
-    let required = |field: &str| -> Result<&str, ConfigError> {
-        string(field)?.ok_or_else(|| err(field, "missing".into()))
-    };
+    let err = |field: &str, msg: String| sec.err(field, msg);
+    sec.only(&HOST_FIELDS)?;
+    let string = |field: &str| sec.string(field);
+    let required = |field: &str| sec.required(field);
     let host_name = required("name")?;
     if !(1..=32).contains(&host_name.len())
         || !host_name
@@ -571,7 +596,8 @@ fn parse_sa(name: &str, i: usize, v: &toml::Value) -> Result<SaConfig, ConfigErr
         Some(s) => format!("{name}: sa[{i}] (spi {s:#x})"),
         None => format!("{name}: sa[{i}]"),
     };
-    let err = |field: &str, msg: String| ConfigError(format!("{who}: {field}: {msg}"));
+    let sec = Section { t, who };
+    let err = |field: &str, msg: String| sec.err(field, msg);
     let spi = match (spi_v, spi) {
         (None, _) => return Err(err("spi", "missing".into())),
         (Some(_), None) => {
@@ -582,24 +608,9 @@ fn parse_sa(name: &str, i: usize, v: &toml::Value) -> Result<SaConfig, ConfigErr
         }
         (Some(_), Some(s)) => s,
     };
-    for k in t.keys() {
-        if !FIELDS.contains(&k.as_str()) {
-            return Err(err(
-                k,
-                format!("unknown field (known: {})", FIELDS.join(", ")),
-            ));
-        }
-    }
-    let string = |field: &str| -> Result<Option<&str>, ConfigError> {
-        match t.get(field) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(err(field, "expected a string".into())),
-        }
-    };
-    let required = |field: &str| -> Result<&str, ConfigError> {
-        string(field)?.ok_or_else(|| err(field, "missing".into()))
-    };
+    sec.only(&FIELDS)?;
+    let string = |field: &str| sec.string(field);
+    let required = |field: &str| sec.required(field);
     let direction = match required("direction")? {
         "outbound" => Direction::Outbound,
         "inbound" => Direction::Inbound,

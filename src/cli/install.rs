@@ -696,26 +696,15 @@ fn add_filters(
         created.filters.push(id);
         *slot = id;
         if clear_icmp {
-            let icmp = if v6 { IPPROTO_ICMPV6 } else { IPPROTO_ICMP };
-            let exemption = FwpmFilter0 {
-                display_data: FwpmDisplayData0::named("ipsec-nic SA config ICMP exemption"),
-                layer_key: layer,
-                weight: FwpValue0::Uint8(FWPM_WEIGHT_RANGE_IKE_EXEMPTIONS),
-                filter_condition: vec![
+            let exemption = crate::manual_sa::icmp_exemption(
+                "ipsec-nic SA config ICMP exemption",
+                layer,
+                v6,
+                vec![
                     addr_condition(FWPM_CONDITION_IP_LOCAL_ADDRESS, sel.local),
                     addr_condition(FWPM_CONDITION_IP_REMOTE_ADDRESS, sel.remote),
-                    FwpmFilterCondition0::new(
-                        FWPM_CONDITION_IP_PROTOCOL,
-                        FWP_MATCH_EQUAL,
-                        FwpConditionValue0::Uint8(icmp),
-                    ),
                 ],
-                action: FwpmAction0 {
-                    action_type: FWP_ACTION_PERMIT,
-                    callout_key: Guid::NULL,
-                },
-                ..Default::default()
-            };
+            );
             let id = bfe
                 .fwpm_filter_add0(engine, &exemption, None)
                 .map_err(|e| wfp_err(sa, "FwpmFilterAdd0", e))?;
